@@ -1,0 +1,98 @@
+// Device-side helpers shared by every algorithm family.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "keys.hpp"
+#include "problem.hpp"
+
+namespace fasttopk::detail {
+
+/// Per-row parameters after applying the optional per-row arrays:
+/// `length` elements are considered and `k` of them selected. A row whose
+/// per-row entries are out of range gets k = 0 (all sentinels), as the
+/// contract says for device-side per-row arrays.
+struct RowShape {
+  int length;
+  int k;
+};
+
+__device__ __forceinline__ RowShape row_shape(const int32_t* k_per_row,
+                                              const int32_t* row_lengths, int64_t row, int cols,
+                                              int k) {
+  int length = cols;
+  int k_row = k;
+  bool valid = true;
+  if (row_lengths != nullptr) {
+    length = row_lengths[row];
+    valid = valid && length >= 0 && length <= cols;
+  }
+  if (k_per_row != nullptr) {
+    k_row = k_per_row[row];
+    valid = valid && k_row >= 0 && k_row <= k;
+  }
+  if (!valid) return RowShape{0, 0};
+  return RowShape{length, k_row < length ? k_row : length};
+}
+
+/// Writes output slot `slot` of `row`: the element `index` of the input row
+/// (value copied bit-for-bit), or the sentinel when index < 0.
+template <typename Format>
+__device__ __forceinline__ void write_output(const Problem& q, const typename Format::Bits* row_in,
+                                             int64_t row, int64_t slot, int64_t index) {
+  using Bits = typename Format::Bits;
+  const int64_t out = row * q.k + slot;
+  if (q.values != nullptr) {
+    static_cast<Bits*>(q.values)[out] =
+        index >= 0 ? row_in[index] : static_cast<Bits>(sentinel_bits<Format>(q.largest));
+  }
+  if (q.indices != nullptr) {
+    if (q.index_type == IndexType::kInt64) {
+      static_cast<int64_t*>(q.indices)[out] = index;
+    } else {
+      static_cast<int32_t*>(q.indices)[out] = static_cast<int32_t>(index);
+    }
+  }
+}
+
+/// Calls f(Format{}) for the problem's dtype: write the body as a generic
+/// lambda and recover the type with `using Format = decltype(format);`.
+template <typename F>
+decltype(auto) dispatch_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::kFloat16:
+      return f(Fp16Bits{});
+    case DType::kBFloat16:
+      return f(Bf16Bits{});
+    case DType::kFloat32:
+    default:
+      return f(Fp32Bits{});
+  }
+}
+
+constexpr std::size_t align_up(std::size_t bytes, std::size_t alignment) {
+  return (bytes + alignment - 1) / alignment * alignment;
+}
+
+/// Carves consecutive, 256-byte-aligned pieces out of a workspace. Used both
+/// to size the workspace (base == nullptr) and to lay it out, so that the two
+/// cannot disagree.
+class WorkspaceLayout {
+ public:
+  explicit WorkspaceLayout(void* base) : base_(static_cast<char*>(base)) {}
+  template <typename T>
+  T* take(std::size_t count) {
+    T* p = base_ ? reinterpret_cast<T*>(base_ + offset_) : nullptr;
+    offset_ = align_up(offset_ + count * sizeof(T), 256);
+    return p;
+  }
+  std::size_t bytes() const { return offset_; }
+
+ private:
+  char* base_;
+  std::size_t offset_ = 0;
+};
+
+}  // namespace fasttopk::detail

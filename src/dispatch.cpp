@@ -1,0 +1,77 @@
+// The dispatcher: problem shape + device -> algorithm family.
+//
+// Forced algorithms (params.algorithm != kAuto) run if their family accepts
+// the shape and fail with kUnsupported otherwise. kAuto walks kAutoRules
+// (tuning as data: the first rule whose shape bounds match and whose family
+// accepts the problem wins) and ends at the block-per-row fallback, which
+// accepts every problem.
+#include <cstdint>
+#include <string>
+
+#include "cuda/algorithms.hpp"
+
+namespace fasttopk::detail {
+namespace {
+
+const AlgorithmFamily* const kFamilies[] = {
+    &kBlockPerRowFamily,
+};
+
+/// One line of the automatic choice. Bounds are inclusive; -1 = unbounded.
+struct AutoRule {
+  Algorithm algorithm;
+  int64_t max_rows;
+  int64_t min_cols;
+  int64_t max_cols;
+  int64_t max_k;
+};
+
+// Ordered: the first match whose family accepts the problem wins.
+constexpr AutoRule kAutoRules[] = {
+    {Algorithm::kBlockPerRow, -1, -1, -1, -1},
+};
+
+bool within(int64_t value, int64_t lo, int64_t hi) {
+  return (lo < 0 || value >= lo) && (hi < 0 || value <= hi);
+}
+
+const AlgorithmFamily* family_of(Algorithm algorithm) {
+  for (const AlgorithmFamily* f : kFamilies) {
+    if (f->id == algorithm) return f;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Status choose_family(const Problem& q, const DeviceFacts& device, const AlgorithmFamily** out) {
+  if (q.algorithm != Algorithm::kAuto) {
+    const AlgorithmFamily* f = family_of(q.algorithm);
+    if (f == nullptr) {
+      return Status(StatusCode::kUnsupported, std::string("algorithm '") +
+                                                  algorithm_name(q.algorithm) +
+                                                  "' is not available in this build");
+    }
+    if (const char* why = f->rejects(q, device)) {
+      return Status(StatusCode::kUnsupported,
+                    std::string("algorithm '") + algorithm_name(q.algorithm) +
+                        "' cannot run this problem: " + why);
+    }
+    *out = f;
+    return Status();
+  }
+  for (const AutoRule& rule : kAutoRules) {
+    if (!within(q.rows, -1, rule.max_rows) || !within(q.cols, rule.min_cols, rule.max_cols) ||
+        !within(q.k, -1, rule.max_k)) {
+      continue;
+    }
+    const AlgorithmFamily* f = family_of(rule.algorithm);
+    if (f != nullptr && f->rejects(q, device) == nullptr) {
+      *out = f;
+      return Status();
+    }
+  }
+  return Status(StatusCode::kUnsupported, "internal: no algorithm accepted the problem");
+}
+
+}  // namespace fasttopk::detail

@@ -1,0 +1,93 @@
+// Order keys: the one place that defines fasttopk's total order.
+//
+// Every element is mapped to an unsigned integer "rank key" such that a
+// larger key ranks earlier in the output, for both largest and smallest.
+// Ties (equal keys) are then broken by the lower index. All algorithms, on
+// the CPU and the GPU, select and sort by (key descending, index ascending),
+// which is what makes their results bitwise identical.
+//
+//   1. Take the raw bits of the value (fp32: 32 bits, fp16/bf16: 16 bits).
+//   2. Flip them into an unsigned order: negative values have all bits
+//      inverted, non-negative values get the sign bit set. This orders
+//      -inf < ... < -0.0 < +0.0 < ... < +inf as unsigned integers, and keeps
+//      -0.0 below +0.0, as the contract requires.
+//   3. Every NaN (any sign, any payload) becomes the all-ones key: above
+//      +inf and equal to every other NaN (ties between NaNs go to the lower
+//      index), as torch.topk orders them.
+//   4. For smallest, invert the key: non-NaN order reverses and NaN becomes
+//      key 0, the last rank — torch.topk(largest=False) also ranks NaN last.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define FASTTOPK_HD __host__ __device__ __forceinline__
+#else
+#define FASTTOPK_HD inline
+#endif
+
+namespace fasttopk::detail {
+
+/// Per-dtype facts about the raw bit pattern. `Bits` is the raw storage type.
+template <int kBitWidth>
+struct FloatBits;
+
+template <>
+struct FloatBits<32> {
+  using Bits = uint32_t;
+  static constexpr int kKeyBits = 32;
+  static constexpr uint32_t kSignBit = 0x80000000u;
+  static constexpr uint32_t kAbsMask = 0x7fffffffu;
+  static constexpr uint32_t kPosInf = 0x7f800000u;  // fp32 +inf
+};
+
+/// fp16 and bf16 share everything but the exponent width, i.e. +inf.
+struct Fp16Bits {
+  using Bits = uint16_t;
+  static constexpr int kKeyBits = 16;
+  static constexpr uint32_t kSignBit = 0x8000u;
+  static constexpr uint32_t kAbsMask = 0x7fffu;
+  static constexpr uint32_t kPosInf = 0x7c00u;
+};
+struct Bf16Bits {
+  using Bits = uint16_t;
+  static constexpr int kKeyBits = 16;
+  static constexpr uint32_t kSignBit = 0x8000u;
+  static constexpr uint32_t kAbsMask = 0x7fffu;
+  static constexpr uint32_t kPosInf = 0x7f80u;
+};
+using Fp32Bits = FloatBits<32>;
+
+/// Rank key of raw bits `b` (see the file comment). The key occupies the low
+/// kKeyBits bits of the result.
+template <typename Format>
+FASTTOPK_HD uint32_t rank_key(uint32_t b, bool largest) {
+  constexpr uint32_t kAllOnes =
+      Format::kKeyBits == 32 ? 0xffffffffu : ((1u << Format::kKeyBits) - 1u);
+  uint32_t key;
+  if ((b & Format::kAbsMask) > Format::kPosInf) {
+    key = kAllOnes;  // NaN
+  } else {
+    key = (b & Format::kSignBit) ? (~b & kAllOnes) : (b | Format::kSignBit);
+  }
+  return largest ? key : (~key & kAllOnes);
+}
+
+/// Bits of the sentinel value written to unused output slots: the worst
+/// possible non-NaN value in the requested order (-inf for largest, +inf for
+/// smallest).
+template <typename Format>
+FASTTOPK_HD uint32_t sentinel_bits(bool largest) {
+  return largest ? (Format::kPosInf | Format::kSignBit) : Format::kPosInf;
+}
+
+/// A (key, index) pair packed so that a larger packed value ranks earlier:
+/// key in the high 32 bits, the bitwise complement of the index in the low 32
+/// (so a lower index is a larger packed value). Indices are < 2^31.
+FASTTOPK_HD uint64_t pack_key_index(uint32_t key, uint32_t index) {
+  return (static_cast<uint64_t>(key) << 32) | static_cast<uint32_t>(~index);
+}
+FASTTOPK_HD uint32_t packed_index(uint64_t packed) { return ~static_cast<uint32_t>(packed); }
+FASTTOPK_HD uint32_t packed_key(uint64_t packed) { return static_cast<uint32_t>(packed >> 32); }
+
+}  // namespace fasttopk::detail
