@@ -54,10 +54,12 @@ Status plan_gpu(const TopKParams& params, GpuPlan* plan) {
 }
 #endif
 
+#if !FASTTOPK_WITH_CUDA
 Status no_cuda() {
   return Status(StatusCode::kUnsupported,
                 "fasttopk was built without CUDA (FASTTOPK_ENABLE_CUDA=OFF); use topk_host()");
 }
+#endif
 
 }  // namespace
 
