@@ -31,6 +31,8 @@ struct AlgorithmEntry {
 constexpr AlgorithmEntry kAlgorithmNames[] = {
     {Algorithm::kAuto, "auto"},
     {Algorithm::kBlockPerRow, "block_per_row"},
+    {Algorithm::kSplitRow, "split_row"},
+    {Algorithm::kRowPerCta, "row_per_cta"},
 };
 
 #if FASTTOPK_WITH_CUDA

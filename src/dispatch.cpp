@@ -15,6 +15,8 @@ namespace {
 
 const AlgorithmFamily* const kFamilies[] = {
     &kBlockPerRowFamily,
+    &kSplitRowFamily,
+    &kRowPerCtaFamily,
 };
 
 /// One line of the automatic choice. Bounds are inclusive; -1 = unbounded.
@@ -27,7 +29,12 @@ struct AutoRule {
 };
 
 // Ordered: the first match whose family accepts the problem wins.
+// Provisional thresholds, to be replaced by the measured table (issue 5):
+// few long rows -> split_row; short rows -> row_per_cta; else the fallback.
 constexpr AutoRule kAutoRules[] = {
+    {Algorithm::kRowPerCta, -1, -1, 8192, 2048},
+    {Algorithm::kSplitRow, 256, 8193, -1, 2048},
+    {Algorithm::kRowPerCta, -1, -1, 16384, 2048},
     {Algorithm::kBlockPerRow, -1, -1, -1, -1},
 };
 

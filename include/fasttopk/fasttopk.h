@@ -28,7 +28,9 @@ typedef enum fasttopk_index_type { FASTTOPK_INT32 = 0, FASTTOPK_INT64 = 1 } fast
 /* Values match fasttopk::Algorithm. */
 typedef enum fasttopk_algorithm {
   FASTTOPK_ALGO_AUTO = 0,
-  FASTTOPK_ALGO_BLOCK_PER_ROW = 1
+  FASTTOPK_ALGO_BLOCK_PER_ROW = 1,
+  FASTTOPK_ALGO_SPLIT_ROW = 2,
+  FASTTOPK_ALGO_ROW_PER_CTA = 3
 } fasttopk_algorithm;
 
 /* Values match fasttopk::StatusCode. */

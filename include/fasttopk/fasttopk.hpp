@@ -81,6 +81,13 @@ enum class Algorithm : int32_t {
   /// One CTA per row: radix select in several passes, then a segmented sort.
   /// Takes every shape; the fallback every fast path is tested against.
   kBlockPerRow = 1,
+  /// Latency path: each row split across several CTAs in one launch; every
+  /// CTA selects its chunk's top k on chip and the last CTA of the row to
+  /// finish merges, sorts and writes. k <= 2048.
+  kSplitRow = 2,
+  /// One CTA per row with the whole row on chip (cols <= 16384, k <= 2048):
+  /// one read of the input, selection and sort in shared memory.
+  kRowPerCta = 3,
 };
 
 enum class StatusCode : int32_t {

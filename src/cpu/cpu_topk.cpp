@@ -48,7 +48,7 @@ void run_rows(const Problem& q, int64_t row_begin, int64_t row_end, uint64_t* sc
 
     for (int64_t j = 0; j < q.k; ++j) {
       const bool used = j < k_eff;
-      const int64_t index = used ? packed_index(scratch[j]) : -1;
+      const int64_t index = used ? static_cast<int64_t>(packed_index(scratch[j])) : int64_t{-1};
       const int64_t out = r * q.k + j;
       if (values) values[out] = used ? row[index] : sentinel;
       if (q.indices) {

@@ -45,6 +45,8 @@ struct AlgorithmFamily {
 constexpr std::size_t kWorkspaceAlignment = 256;
 
 extern const AlgorithmFamily kBlockPerRowFamily;
+extern const AlgorithmFamily kSplitRowFamily;
+extern const AlgorithmFamily kRowPerCtaFamily;
 
 /// The dispatcher: the family that runs `problem` (resolving kAuto), or a
 /// non-ok Status (e.g. a forced family that rejects the shape).

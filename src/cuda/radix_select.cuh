@@ -101,3 +101,141 @@ __device__ __forceinline__ void block_radix_select(RadixSelectShared& s, uint32_
 }
 
 }  // namespace fasttopk::detail
+
+namespace fasttopk::detail {
+
+/// Adds 1 to histogram[bin] with one shared-memory atomic per distinct bin
+/// in the warp: lanes with equal bins elect a leader that adds their count.
+/// Float keys of real data share their top digits heavily (randn: a handful
+/// of exponents), so plain atomics would serialise within the warp.
+__device__ __forceinline__ void warp_aggregated_increment(uint32_t* histogram, uint32_t bin,
+                                                          bool active) {
+  const uint32_t active_mask = __ballot_sync(0xffffffffu, active);
+  if (!active) return;
+  const uint32_t peers = __match_any_sync(active_mask, bin);
+  if ((__ffs(peers) - 1) == static_cast<int>(threadIdx.x & 31)) {
+    atomicAdd(&histogram[bin], static_cast<uint32_t>(__popc(peers)));
+  }
+}
+
+struct PackedSelectShared {
+  uint32_t histogram[kRadixBins];
+  uint32_t warp_totals[kRadixBins / 32];
+  unsigned long long prefix;
+  uint32_t remaining;
+  uint32_t done;
+};
+
+/*
+ * Radix select over unique 64-bit packed (key, ~index) values (keys.hpp).
+ * Returns P such that exactly k of the values are >= P (1 <= k <= count).
+ *
+ * Digits are 8 bits, from the top of the key down through the index bits.
+ * Because packed values are unique there are no ties to resolve, and a pass
+ * can stop early: once the chosen bin holds exactly `remaining` values, every
+ * value in it belongs to the top k, so the threshold is the prefix with all
+ * lower bits zero. With real data this happens after 2-3 passes.
+ *
+ * The low word holds ~index; for index < 2^index_bits its bits at and above
+ * index_bits are all ones in every value. Those digits are skipped, but
+ * their ones are OR-ed into the prefix so that ">= P" stays exact.
+ *
+ * `value_at(i)` returns the packed value i in [0, count); `for_each` order is
+ * irrelevant. All threads call this; `kThreads` >= 256.
+ */
+template <int kKeyBits, int kThreads, typename ValueAt>
+__device__ __forceinline__ uint64_t block_select_packed(PackedSelectShared& s, int count,
+                                                        uint32_t k, int index_bits,
+                                                        ValueAt&& value_at) {
+  if (threadIdx.x == 0) {
+    s.prefix = 0;
+    s.remaining = k;
+    s.done = 0;
+  }
+  const int low_top_shift = ((index_bits - 1) / kRadixBits) * kRadixBits;  // highest varying digit
+  const uint32_t low_constant_ones =
+      low_top_shift + kRadixBits >= 32 ? 0u : (0xffffffffu << (low_top_shift + kRadixBits));
+  int shift = 32 + kKeyBits - kRadixBits;
+#pragma unroll 1
+  while (true) {
+    for (int i = threadIdx.x; i < kRadixBins; i += kThreads) s.histogram[i] = 0;
+    __syncthreads();
+    if (s.done) break;  // uniform: read after the barrier
+    const unsigned long long prefix = s.prefix;
+    const unsigned long long high_mask =
+        shift + kRadixBits >= 64 ? 0ull : ~((1ull << (shift + kRadixBits)) - 1ull);
+    // Whole warps iterate together so the warp-level aggregation is legal.
+    for (int base = 0; base < count; base += kThreads) {
+      const int i = base + static_cast<int>(threadIdx.x);
+      uint64_t v = 0;
+      bool match = false;
+      if (i < count) {
+        v = value_at(i);
+        match = ((v ^ prefix) & high_mask) == 0;
+      }
+      warp_aggregated_increment(s.histogram, static_cast<uint32_t>(v >> shift) & (kRadixBins - 1),
+                                match);
+    }
+    __syncthreads();
+    // Choose the digit (as radix_choose_digit, with a 64-bit prefix).
+    const int t = threadIdx.x;
+    const int lane = t & 31;
+    const int warp = t >> 5;
+    uint32_t bin_count = 0;
+    uint32_t inclusive = 0;
+    if (t < kRadixBins) {
+      bin_count = s.histogram[kRadixBins - 1 - t];
+      inclusive = bin_count;
+#pragma unroll
+      for (int offset = 1; offset < 32; offset <<= 1) {
+        const uint32_t other = __shfl_up_sync(0xffffffffu, inclusive, offset);
+        if (lane >= offset) inclusive += other;
+      }
+      if (lane == 31) s.warp_totals[warp] = inclusive;
+    }
+    __syncthreads();
+    if (t < kRadixBins) {
+      for (int w = 0; w < warp; ++w) inclusive += s.warp_totals[w];
+      const uint32_t exclusive = inclusive - bin_count;
+      const uint32_t remaining = s.remaining;
+      if (exclusive < remaining && inclusive >= remaining) {
+        unsigned long long next = s.prefix | (static_cast<unsigned long long>(kRadixBins - 1 - t)
+                                              << shift);
+        const uint32_t left = remaining - exclusive;
+        if (bin_count == left || shift == 0) {
+          s.done = 1;
+        } else if (shift == 32) {
+          next |= low_constant_ones;  // entering the low word: skip constant digits
+        }
+        s.prefix = next;
+        s.remaining = left;
+      }
+    }
+    shift = shift == 32 ? low_top_shift : shift - kRadixBits;
+    __syncthreads();
+  }
+  return s.prefix;
+}
+
+/// Sorts `n` (a power of two) packed values in shared memory, descending.
+template <int kThreads>
+__device__ __forceinline__ void block_bitonic_sort_descending(uint64_t* data, int n) {
+  for (int size = 2; size <= n; size <<= 1) {
+    for (int stride = size >> 1; stride > 0; stride >>= 1) {
+      for (int t = threadIdx.x; t < (n >> 1); t += kThreads) {
+        const int i = 2 * t - (t & (stride - 1));
+        const int j = i + stride;
+        const uint64_t a = data[i];
+        const uint64_t b = data[j];
+        const bool descending = (i & size) == 0;
+        if ((a < b) == descending) {
+          data[i] = b;
+          data[j] = a;
+        }
+      }
+      __syncthreads();
+    }
+  }
+}
+
+}  // namespace fasttopk::detail
