@@ -77,7 +77,9 @@ void run_rows_any(const Problem& q, int64_t row_begin, int64_t row_end, uint64_t
 
 int host_threads_used(const Problem& q, int num_threads) {
   if (q.empty()) return 0;
-  int64_t threads = num_threads > 0 ? num_threads : std::thread::hardware_concurrency();
+  // hardware_concurrency() reads /proc on Linux (~20 us): ask once.
+  static const int64_t hardware_threads = std::thread::hardware_concurrency();
+  int64_t threads = num_threads > 0 ? num_threads : hardware_threads;
   threads = std::max<int64_t>(threads, 1);
   const int64_t by_work = std::max<int64_t>(1, q.rows * q.cols / kMinElementsPerThread);
   return static_cast<int>(std::min({threads, q.rows, by_work}));

@@ -46,6 +46,9 @@ __device__ __forceinline__ void radix_choose_digit(RadixSelectShared& s, int shi
   const int warp = t >> 5;
   uint32_t count = 0;
   uint32_t inclusive = 0;
+  // Read before the barrier below: the winning thread rewrites it, and a
+  // thread reading after that write could "win" a second time.
+  const uint32_t remaining = s.remaining;
   // Scan the bins from the highest digit down: thread t owns digit 255 - t.
   if (t < kRadixBins) {
     count = s.histogram[kRadixBins - 1 - t];
@@ -61,7 +64,6 @@ __device__ __forceinline__ void radix_choose_digit(RadixSelectShared& s, int shi
   if (t < kRadixBins) {
     for (int w = 0; w < warp; ++w) inclusive += s.warp_totals[w];
     const uint32_t exclusive = inclusive - count;
-    const uint32_t remaining = s.remaining;
     if (exclusive < remaining && inclusive >= remaining) {
       s.prefix |= static_cast<uint32_t>(kRadixBins - 1 - t) << shift;
       s.remaining = remaining - exclusive;
@@ -183,6 +185,8 @@ __device__ __forceinline__ uint64_t block_select_packed(PackedSelectShared& s, i
     const int warp = t >> 5;
     uint32_t bin_count = 0;
     uint32_t inclusive = 0;
+    const uint32_t remaining = s.remaining;  // before the barrier: the winner rewrites it
+    const unsigned long long chosen_prefix = s.prefix;
     if (t < kRadixBins) {
       bin_count = s.histogram[kRadixBins - 1 - t];
       inclusive = bin_count;
@@ -197,10 +201,9 @@ __device__ __forceinline__ uint64_t block_select_packed(PackedSelectShared& s, i
     if (t < kRadixBins) {
       for (int w = 0; w < warp; ++w) inclusive += s.warp_totals[w];
       const uint32_t exclusive = inclusive - bin_count;
-      const uint32_t remaining = s.remaining;
       if (exclusive < remaining && inclusive >= remaining) {
-        unsigned long long next = s.prefix | (static_cast<unsigned long long>(kRadixBins - 1 - t)
-                                              << shift);
+        unsigned long long next =
+            chosen_prefix | (static_cast<unsigned long long>(kRadixBins - 1 - t) << shift);
         const uint32_t left = remaining - exclusive;
         if (bin_count == left || shift == 0) {
           s.done = 1;

@@ -89,7 +89,7 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, S
 }
 
 /*
- * Grid (splits, rows), kThreads threads. Dynamic shared memory:
+ * Grid (rows, splits), kThreads threads. Dynamic shared memory:
  *   [ region: max(chunk keys as uint32, splits*slots packed uint64) ]
  *   [ sort buffer: sort_capacity packed uint64 ]
  * Invariants: candidates[(row*splits + c)*slots + 0 .. k_c) hold chunk c's
@@ -105,8 +105,8 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ uint32_t compact_count;
   __shared__ bool is_last;
 
-  const int split = blockIdx.x;
-  const int64_t row = blockIdx.y;
+  const int64_t row = blockIdx.x;  // x: rows may exceed gridDim.y's 65535
+  const int split = blockIdx.y;
   const RowShape shape = row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols),
                                    static_cast<int>(q.k));
   const Bits* in = static_cast<const Bits*>(q.input) + row * q.row_stride;
@@ -230,7 +230,7 @@ int launch_with_plan(const Problem& q, const SplitPlan& plan, void* workspace,
                                            static_cast<int>(plan.shared_bytes));
       if (e != cudaSuccess) return e;
     }
-    kernel<<<dim3(plan.splits, static_cast<unsigned>(q.rows)), kThreads, plan.shared_bytes,
+    kernel<<<dim3(static_cast<unsigned>(q.rows), plan.splits), kThreads, plan.shared_bytes,
              stream>>>(q, plan, candidates, tickets);
     return cudaGetLastError();
   });
