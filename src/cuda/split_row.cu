@@ -23,6 +23,7 @@
 // The per-row tickets are zeroed by a cudaMemsetAsync in the same call (the
 // second of at most two operations), so no state survives between calls.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "cuda/algorithms.hpp"
@@ -209,8 +210,27 @@ std::size_t workspace_split(const Problem& q, const DeviceFacts& device) {
   return w.bytes();
 }
 
-int launch_with_plan(const Problem& q, const SplitPlan& plan, void* workspace,
-                     cudaStream_t stream) {
+/// Raises `kernel`'s dynamic shared-memory limit to the device's opt-in
+/// maximum, once per device (the default 48 KB counts static + dynamic
+/// together, and make_plan sizes up to the opt-in limit). Cached like the
+/// device facts: an attribute set costs host time on every call otherwise.
+template <typename Kernel>
+cudaError_t allow_full_shared_memory(Kernel kernel, const DeviceFacts& device) {
+  static std::atomic<uint64_t> raised_on_device{0};  // bit d: done on device d (< 64)
+  const uint64_t bit = uint64_t{1} << device.device;
+  if (raised_on_device.load(std::memory_order_acquire) & bit) return cudaSuccess;
+  cudaFuncAttributes attributes{};
+  cudaError_t e = cudaFuncGetAttributes(&attributes, kernel);
+  if (e != cudaSuccess) return e;
+  e = cudaFuncSetAttribute(
+      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      static_cast<int>(device.shared_per_block_optin - attributes.sharedSizeBytes));
+  if (e == cudaSuccess) raised_on_device.fetch_or(bit, std::memory_order_release);
+  return e;
+}
+
+int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPlan& plan,
+                     void* workspace, cudaStream_t stream) {
   uint32_t* tickets = nullptr;
   uint64_t* candidates = nullptr;
   if (plan.splits > 1) {
@@ -223,13 +243,8 @@ int launch_with_plan(const Problem& q, const SplitPlan& plan, void* workspace,
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
     auto kernel = split_row_kernel<Format>;
-    // Raising the dynamic shared-memory limit is a cheap attribute set, but
-    // only needed once per size class: do it when above the default 48 KB.
-    if (plan.shared_bytes > 48 * 1024) {
-      cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(plan.shared_bytes));
-      if (e != cudaSuccess) return e;
-    }
+    cudaError_t e = allow_full_shared_memory(kernel, device);
+    if (e != cudaSuccess) return e;
     kernel<<<dim3(static_cast<unsigned>(q.rows), plan.splits), kThreads, plan.shared_bytes,
              stream>>>(q, plan, candidates, tickets);
     return cudaGetLastError();
@@ -240,7 +255,7 @@ int launch_split(const Problem& q, const DeviceFacts& device, void* workspace,
                  cudaStream_t stream) {
   SplitPlan plan;
   make_plan(q, device, 0, &plan);
-  return launch_with_plan(q, plan, workspace, stream);
+  return launch_with_plan(q, device, plan, workspace, stream);
 }
 
 // The same kernel with one CTA per row: no workspace, no hand-off.
@@ -258,7 +273,7 @@ int launch_row(const Problem& q, const DeviceFacts& device, void* workspace,
                cudaStream_t stream) {
   SplitPlan plan;
   make_plan(q, device, 1, &plan);
-  return launch_with_plan(q, plan, workspace, stream);
+  return launch_with_plan(q, device, plan, workspace, stream);
 }
 
 }  // namespace
