@@ -106,20 +106,6 @@ __device__ __forceinline__ void block_radix_select(RadixSelectShared& s, uint32_
 
 namespace fasttopk::detail {
 
-/// Adds 1 to histogram[bin] with one shared-memory atomic per distinct bin
-/// in the warp: lanes with equal bins elect a leader that adds their count.
-/// Float keys of real data share their top digits heavily (randn: a handful
-/// of exponents), so plain atomics would serialise within the warp.
-__device__ __forceinline__ void warp_aggregated_increment(uint32_t* histogram, uint32_t bin,
-                                                          bool active) {
-  const uint32_t active_mask = __ballot_sync(0xffffffffu, active);
-  if (!active) return;
-  const uint32_t peers = __match_any_sync(active_mask, bin);
-  if ((__ffs(peers) - 1) == static_cast<int>(threadIdx.x & 31)) {
-    atomicAdd(&histogram[bin], static_cast<uint32_t>(__popc(peers)));
-  }
-}
-
 struct PackedSelectShared {
   uint32_t histogram[kRadixBins];
   uint32_t warp_totals[kRadixBins / 32];
@@ -166,17 +152,13 @@ __device__ __forceinline__ uint64_t block_select_packed(PackedSelectShared& s, i
     const unsigned long long prefix = s.prefix;
     const unsigned long long high_mask =
         shift + kRadixBits >= 64 ? 0ull : ~((1ull << (shift + kRadixBits)) - 1ull);
-    // Whole warps iterate together so the warp-level aggregation is legal.
-    for (int base = 0; base < count; base += kThreads) {
-      const int i = base + static_cast<int>(threadIdx.x);
-      uint64_t v = 0;
-      bool match = false;
-      if (i < count) {
-        v = value_at(i);
-        match = ((v ^ prefix) & high_mask) == 0;
+    // Plain shared-memory atomics: on the H100 they beat warp-aggregated
+    // increments (__match_any_sync) by 10-25% (docs/perf-notes.md, v2).
+    for (int i = threadIdx.x; i < count; i += kThreads) {
+      const uint64_t v = value_at(i);
+      if (((v ^ prefix) & high_mask) == 0) {
+        atomicAdd(&s.histogram[static_cast<uint32_t>(v >> shift) & (kRadixBins - 1)], 1u);
       }
-      warp_aggregated_increment(s.histogram, static_cast<uint32_t>(v >> shift) & (kRadixBins - 1),
-                                match);
     }
     __syncthreads();
     // Choose the digit (as radix_choose_digit, with a 64-bit prefix).

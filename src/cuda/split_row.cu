@@ -126,8 +126,20 @@ __global__ void __launch_bounds__(kThreads)
   const int length = max(0, min(plan.chunk, shape.length - begin));
   const int k_chunk = min(shape.k, length);
   const bool largest = q.largest;
-  for (int i = threadIdx.x; i < length; i += kThreads) {
-    keys[i] = rank_key<Format>(in[begin + i], largest);
+  // Several independent loads in flight per thread before the first use.
+  constexpr int kLoadBatch = 4;
+  for (int base = 0; base < length; base += kThreads * kLoadBatch) {
+    Bits loaded[kLoadBatch];
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int i = base + u * kThreads + static_cast<int>(threadIdx.x);
+      loaded[u] = i < length ? in[begin + i] : Bits{0};
+    }
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int i = base + u * kThreads + static_cast<int>(threadIdx.x);
+      if (i < length) keys[i] = rank_key<Format>(loaded[u], largest);
+    }
   }
   if (threadIdx.x == 0) compact_count = 0;
   __syncthreads();
@@ -159,13 +171,18 @@ __global__ void __launch_bounds__(kThreads)
     __threadfence();
 
     // ---- phase B: gather every chunk's candidates -------------------------
-    pool_count = 0;
-    for (int c = 0; c < plan.splits; ++c) {
+    // One coalesced pass over the row's slots (chunk c's slot i at
+    // c * slots + i). Slots a chunk did not fill become packed 0, which ranks
+    // below every real element (a real packed value has bit 31 set, since
+    // indices are < 2^31), and there are always >= k real candidates, so the
+    // fillers are never selected.
+    pool_count = plan.splits * plan.slots;
+    const uint64_t* row_candidates = candidates + row * plan.splits * int64_t{plan.slots};
+    for (int t = threadIdx.x; t < pool_count; t += kThreads) {
+      const int c = t / plan.slots;
       const int c_length = max(0, min(plan.chunk, shape.length - c * plan.chunk));
       const int c_k = min(shape.k, c_length);
-      const uint64_t* src = candidates + (row * plan.splits + c) * int64_t{plan.slots};
-      for (int i = threadIdx.x; i < c_k; i += kThreads) pool[pool_count + i] = __ldcg(src + i);
-      pool_count += c_k;
+      pool[t] = t - c * plan.slots < c_k ? __ldcg(row_candidates + t) : 0ull;
     }
     if (threadIdx.x == 0) compact_count = 0;
     __syncthreads();
@@ -214,9 +231,12 @@ std::size_t workspace_split(const Problem& q, const DeviceFacts& device) {
 /// maximum, once per device (the default 48 KB counts static + dynamic
 /// together, and make_plan sizes up to the opt-in limit). Cached like the
 /// device facts: an attribute set costs host time on every call otherwise.
-template <typename Kernel>
-cudaError_t allow_full_shared_memory(Kernel kernel, const DeviceFacts& device) {
+template <typename Format>
+cudaError_t allow_full_shared_memory(const DeviceFacts& device) {
+  // One flag set per kernel instantiation (keyed by Format, not by the kernel's
+  // type, which is the same for every dtype).
   static std::atomic<uint64_t> raised_on_device{0};  // bit d: done on device d (< 64)
+  auto kernel = split_row_kernel<Format>;
   const uint64_t bit = uint64_t{1} << device.device;
   if (raised_on_device.load(std::memory_order_acquire) & bit) return cudaSuccess;
   cudaFuncAttributes attributes{};
@@ -243,7 +263,7 @@ int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPla
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
     auto kernel = split_row_kernel<Format>;
-    cudaError_t e = allow_full_shared_memory(kernel, device);
+    cudaError_t e = allow_full_shared_memory<Format>(device);
     if (e != cudaSuccess) return e;
     kernel<<<dim3(static_cast<unsigned>(q.rows), plan.splits), kThreads, plan.shared_bytes,
              stream>>>(q, plan, candidates, tickets);
