@@ -29,12 +29,14 @@ struct AutoRule {
 };
 
 // Ordered: the first match whose family accepts the problem wins.
-// Provisional thresholds, to be replaced by the measured table (issue 5):
-// few long rows -> split_row; short rows -> row_per_cta; else the fallback.
+// Provisional thresholds from the first H100 runs (docs/perf-notes.md), to be
+// replaced by the measured sweep table (issue 5): few mid-length rows and all
+// long rows -> split_row; short rows -> row_per_cta; k > 2048 or rows too
+// long for split_row's candidate budget -> the block_per_row fallback.
 constexpr AutoRule kAutoRules[] = {
-    {Algorithm::kRowPerCta, -1, -1, 8192, 2048},
-    {Algorithm::kSplitRow, 256, 8193, -1, 2048},
+    {Algorithm::kSplitRow, 64, 8193, -1, 2048},
     {Algorithm::kRowPerCta, -1, -1, 16384, 2048},
+    {Algorithm::kSplitRow, -1, 16385, -1, 2048},
     {Algorithm::kBlockPerRow, -1, -1, -1, -1},
 };
 
