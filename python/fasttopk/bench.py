@@ -342,6 +342,11 @@ class Progress:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
+    def step(self, text):
+        """A sub-step of the current line: shown on a terminal only."""
+        if self.tty:
+            self.update(text)
+
     def done(self):
         if self.tty and self.last_len:
             sys.stderr.write("\r" + " " * self.last_len + "\r")
@@ -766,7 +771,7 @@ class GpuBench:
                     var.error = str(error)
                     continue
             if args.check and name != "torch":  # torch.topk is the reference
-                progress.update(f"{label}: checking {name}")
+                progress.step(f"{label}: checking {name}")
                 fresh = self.make_input(case.rows, case.cols, case.dtype, dist)
                 var.check = self.check(fresh, k, lambda t, fn=fn: fn(t, k))
                 del fresh
@@ -774,7 +779,7 @@ class GpuBench:
 
         # cache-warm: the same buffer N times
         for name, fn, var in runnable:
-            progress.update(f"{label}: {name} graph (warm)")
+            progress.step(f"{label}: {name} graph (warm)")
             try:
                 calls = [lambda fn=fn, x=x: fn(x, k)] * args.calls
                 var.warm_us, var.warm_spread = self._graph_time(calls)
@@ -800,7 +805,7 @@ class GpuBench:
             for name, fn, var in runnable:
                 if var.warm_us is None:
                     continue
-                progress.update(f"{label}: {name} graph (cold, {buffers} buffers)")
+                progress.step(f"{label}: {name} graph (cold, {buffers} buffers)")
                 try:
                     calls = [lambda fn=fn, v=v: fn(v, k) for v in views]
                     var.cold_us, var.cold_spread = self._graph_time(calls)
@@ -816,7 +821,7 @@ class GpuBench:
             for name, fn, var in runnable:
                 if var.warm_us is None:
                     continue
-                progress.update(f"{label}: {name} eager")
+                progress.step(f"{label}: {name} eager")
                 try:
                     var.eager_us = self._eager_time(lambda fn=fn, x=x: fn(x, k))
                 except Exception as error:  # noqa: BLE001
@@ -1028,12 +1033,12 @@ class CpuBench:
             return result
         k = case.k
         if self.args.check:
-            progress.update(f"{label}: checking")
+            progress.step(f"{label}: checking")
             fresh = self.make_input(case.rows, case.cols, case.dtype, dist)
             ft_var.check = self.check(fresh, k, ft, ref)
-        progress.update(f"{label}: {self.reference}")
+        progress.step(f"{label}: {self.reference}")
         ref_var.warm_us = self._time(lambda: ref(x, k))
-        progress.update(f"{label}: fasttopk")
+        progress.step(f"{label}: fasttopk")
         try:
             ft_var.warm_us = self._time(lambda: ft(x, k))
         except Exception as error:  # noqa: BLE001
