@@ -33,11 +33,19 @@
 namespace fasttopk::detail {
 namespace {
 
-constexpr int kThreads = 512;
+// Tuning constants; the FASTTOPK_TUNE_* overrides exist for sweeps only
+// (docs/perf-notes.md), never for production builds.
+#ifndef FASTTOPK_TUNE_SPLIT_THREADS
+#define FASTTOPK_TUNE_SPLIT_THREADS 512
+#endif
+#ifndef FASTTOPK_TUNE_MIN_CHUNK
+#define FASTTOPK_TUNE_MIN_CHUNK 2048
+#endif
+constexpr int kThreads = FASTTOPK_TUNE_SPLIT_THREADS;
 constexpr int kMaxK = 2048;                 // largest k this family takes
 constexpr int kMaxChunk = 16384;            // keys kept on chip by phase A (64 KB)
 constexpr int kMaxCandidates = 24576;       // packed values phase B holds (192 KB)
-constexpr int kMinChunk = 2048;             // below this a CTA is mostly overhead
+constexpr int kMinChunk = FASTTOPK_TUNE_MIN_CHUNK;  // below this a CTA is mostly overhead
 constexpr int kCtasPerSmTarget = 2;         // grid size goal for few rows
 
 struct SplitPlan {
