@@ -33,15 +33,15 @@
 namespace fasttopk::detail {
 namespace {
 
-// Tuning constants; the FASTTOPK_TUNE_* overrides exist for sweeps only
-// (docs/perf-notes.md), never for production builds.
-#ifndef FASTTOPK_TUNE_SPLIT_THREADS
-#define FASTTOPK_TUNE_SPLIT_THREADS 512
-#endif
+// Tuning constants (measured on the H100, docs/perf-notes.md v3): split_row
+// is insensitive to its chunk size and slower at 256 threads for many rows;
+// row_per_cta is 31% faster at 256 threads (more CTAs per SM overlap loads).
+// The FASTTOPK_TUNE_* override exists for sweeps only.
 #ifndef FASTTOPK_TUNE_MIN_CHUNK
 #define FASTTOPK_TUNE_MIN_CHUNK 2048
 #endif
-constexpr int kThreads = FASTTOPK_TUNE_SPLIT_THREADS;
+constexpr int kSplitThreads = 512;
+constexpr int kRowThreads = 256;
 constexpr int kMaxK = 2048;                 // largest k this family takes
 constexpr int kMaxChunk = 16384;            // keys kept on chip by phase A (64 KB)
 constexpr int kMaxCandidates = 24576;       // packed values phase B holds (192 KB)
@@ -98,14 +98,15 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, S
 }
 
 /*
- * Grid (rows, splits), kThreads threads. Dynamic shared memory:
+ * Grid (rows, splits), kThreads threads (kSplitThreads, or kRowThreads when
+ * splits == 1). Dynamic shared memory:
  *   [ region: max(chunk keys as uint32, splits*slots packed uint64) ]
  *   [ sort buffer: sort_capacity packed uint64 ]
  * Invariants: candidates[(row*splits + c)*slots + 0 .. k_c) hold chunk c's
  * exact top k_c packed values once chunk c's CTA has taken its ticket;
  * tickets[row] counts CTAs of the row that have finished phase A.
  */
-template <typename Format>
+template <typename Format, int kThreads>
 __global__ void __launch_bounds__(kThreads)
     split_row_kernel(Problem q, SplitPlan plan, uint64_t* candidates, uint32_t* tickets) {
   using Bits = typename Format::Bits;
@@ -239,12 +240,12 @@ std::size_t workspace_split(const Problem& q, const DeviceFacts& device) {
 /// maximum, once per device (the default 48 KB counts static + dynamic
 /// together, and make_plan sizes up to the opt-in limit). Cached like the
 /// device facts: an attribute set costs host time on every call otherwise.
-template <typename Format>
+template <typename Format, int kThreads>
 cudaError_t allow_full_shared_memory(const DeviceFacts& device) {
-  // One flag set per kernel instantiation (keyed by Format, not by the kernel's
-  // type, which is the same for every dtype).
+  // One flag set per kernel instantiation (keyed by the template arguments,
+  // not by the kernel's type, which every instantiation shares).
   static std::atomic<uint64_t> raised_on_device{0};  // bit d: done on device d (< 64)
-  auto kernel = split_row_kernel<Format>;
+  auto kernel = split_row_kernel<Format, kThreads>;
   const uint64_t bit = uint64_t{1} << device.device;
   if (raised_on_device.load(std::memory_order_acquire) & bit) return cudaSuccess;
   cudaFuncAttributes attributes{};
@@ -270,11 +271,18 @@ int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPla
   }
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
-    auto kernel = split_row_kernel<Format>;
-    cudaError_t e = allow_full_shared_memory<Format>(device);
-    if (e != cudaSuccess) return e;
-    kernel<<<dim3(static_cast<unsigned>(q.rows), plan.splits), kThreads, plan.shared_bytes,
-             stream>>>(q, plan, candidates, tickets);
+    const dim3 grid(static_cast<unsigned>(q.rows), plan.splits);
+    if (plan.splits > 1) {
+      cudaError_t e = allow_full_shared_memory<Format, kSplitThreads>(device);
+      if (e != cudaSuccess) return e;
+      split_row_kernel<Format, kSplitThreads>
+          <<<grid, kSplitThreads, plan.shared_bytes, stream>>>(q, plan, candidates, tickets);
+    } else {
+      cudaError_t e = allow_full_shared_memory<Format, kRowThreads>(device);
+      if (e != cudaSuccess) return e;
+      split_row_kernel<Format, kRowThreads>
+          <<<grid, kRowThreads, plan.shared_bytes, stream>>>(q, plan, candidates, tickets);
+    }
     return cudaGetLastError();
   });
 }
