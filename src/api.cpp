@@ -82,8 +82,7 @@ const char* algorithm_name(Algorithm algorithm) {
 }
 
 int algorithm_count() {
-  return static_cast<int>(sizeof(detail::kAlgorithmNames) / sizeof(detail::kAlgorithmNames[0])) -
-         1;
+  return static_cast<int>(sizeof(detail::kAlgorithmNames) / sizeof(detail::kAlgorithmNames[0])) - 1;
 }
 
 Algorithm algorithm_at(int i) {
@@ -167,9 +166,9 @@ Status topk(const TopKParams& params, void* workspace, std::size_t workspace_byt
   }
   if (plan.workspace_bytes > 0) {
     if (workspace == nullptr) {
-      return Status(StatusCode::kInvalidArgument, "workspace is null but " +
-                                                      std::to_string(plan.workspace_bytes) +
-                                                      " bytes are needed");
+      return Status(
+          StatusCode::kInvalidArgument,
+          "workspace is null but " + std::to_string(plan.workspace_bytes) + " bytes are needed");
     }
     if (reinterpret_cast<std::uintptr_t>(workspace) % detail::kWorkspaceAlignment != 0) {
       return Status(StatusCode::kInvalidArgument,
@@ -179,10 +178,9 @@ Status topk(const TopKParams& params, void* workspace, std::size_t workspace_byt
   const int error = plan.family->launch(plan.problem, *plan.device, workspace, stream);
   if (error != 0) {
     const auto e = static_cast<cudaError_t>(error);
-    return Status(StatusCode::kCudaError, std::string("launching '") +
-                                              algorithm_name(plan.family->id) +
-                                              "' failed: " + cudaGetErrorName(e) + ": " +
-                                              cudaGetErrorString(e));
+    return Status(StatusCode::kCudaError,
+                  std::string("launching '") + algorithm_name(plan.family->id) +
+                      "' failed: " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
   }
   return Status();
 #else
@@ -292,8 +290,8 @@ void fasttopk_params_init(fasttopk_params* p) {
   p->algorithm = FASTTOPK_ALGO_AUTO;
 }
 
-fasttopk_status_code fasttopk_workspace_size(const fasttopk_params* p, size_t* bytes,
-                                             char* message, size_t message_len) {
+fasttopk_status_code fasttopk_workspace_size(const fasttopk_params* p, size_t* bytes, char* message,
+                                             size_t message_len) {
   if (p == nullptr) return to_c(null_params(), message, message_len);
   return to_c(fasttopk::workspace_size(from_c(p), bytes), message, message_len);
 }
@@ -302,16 +300,14 @@ fasttopk_status_code fasttopk_topk(const fasttopk_params* p, void* workspace,
                                    size_t workspace_bytes, cudaStream_t stream, char* message,
                                    size_t message_len) {
   if (p == nullptr) return to_c(null_params(), message, message_len);
-  return to_c(fasttopk::topk(from_c(p), workspace, workspace_bytes, stream), message,
-              message_len);
+  return to_c(fasttopk::topk(from_c(p), workspace, workspace_bytes, stream), message, message_len);
 }
 
 fasttopk_status_code fasttopk_host_workspace_size(const fasttopk_params* p, int num_threads,
                                                   size_t* bytes, char* message,
                                                   size_t message_len) {
   if (p == nullptr) return to_c(null_params(), message, message_len);
-  return to_c(fasttopk::host_workspace_size(from_c(p), num_threads, bytes), message,
-              message_len);
+  return to_c(fasttopk::host_workspace_size(from_c(p), num_threads, bytes), message, message_len);
 }
 
 fasttopk_status_code fasttopk_topk_host(const fasttopk_params* p, void* workspace,

@@ -62,9 +62,9 @@ Status choose_family(const Problem& q, const DeviceFacts& device, const Algorith
                                                   "' is not available in this build");
     }
     if (const char* why = f->rejects(q, device)) {
-      return Status(StatusCode::kUnsupported,
-                    std::string("algorithm '") + algorithm_name(q.algorithm) +
-                        "' cannot run this problem: " + why);
+      return Status(StatusCode::kUnsupported, std::string("algorithm '") +
+                                                  algorithm_name(q.algorithm) +
+                                                  "' cannot run this problem: " + why);
     }
     *out = f;
     return Status();

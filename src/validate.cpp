@@ -13,9 +13,7 @@
 namespace fasttopk::detail {
 namespace {
 
-Status invalid(const std::string& message) {
-  return Status(StatusCode::kInvalidArgument, message);
-}
+Status invalid(const std::string& message) { return Status(StatusCode::kInvalidArgument, message); }
 
 template <typename T>
 std::string str(const T& v) {

@@ -69,8 +69,7 @@ fasttopk_status_code fasttopk_topk(const fasttopk_params* params, void* workspac
                                    size_t workspace_bytes, cudaStream_t stream, char* message,
                                    size_t message_len);
 fasttopk_status_code fasttopk_host_workspace_size(const fasttopk_params* params, int num_threads,
-                                                  size_t* bytes, char* message,
-                                                  size_t message_len);
+                                                  size_t* bytes, char* message, size_t message_len);
 fasttopk_status_code fasttopk_topk_host(const fasttopk_params* params, void* workspace,
                                         size_t workspace_bytes, int num_threads, char* message,
                                         size_t message_len);

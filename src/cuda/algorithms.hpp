@@ -6,7 +6,6 @@
 
 #include "problem.hpp"
 
-
 namespace fasttopk::detail {
 
 /// Facts about one GPU, read once per device and cached (device_facts.cpp).

@@ -38,12 +38,12 @@ constexpr int kFinalizeThreads = 256;
 
 /// Workspace pieces, in the order they are carved.
 struct BlockPerRowWorkspace {
-  uint64_t* candidates;     // [rows * k] packed winners, in index order
-  uint64_t* sorted;         // [rows * k] packed winners, rank order (sorted only)
-  int* segment_begin;       // [rows] first candidate of each row, per sort chunk
-  int* segment_end;         // [rows] one past the last candidate
-  int* row_k;               // [rows] effective k of each row
-  void* sort_temp;          // cub temporary storage
+  uint64_t* candidates;  // [rows * k] packed winners, in index order
+  uint64_t* sorted;      // [rows * k] packed winners, rank order (sorted only)
+  int* segment_begin;    // [rows] first candidate of each row, per sort chunk
+  int* segment_end;      // [rows] one past the last candidate
+  int* row_k;            // [rows] effective k of each row
+  void* sort_temp;       // cub temporary storage
   std::size_t sort_temp_bytes;
 };
 
@@ -97,8 +97,8 @@ __global__ void __launch_bounds__(kSelectThreads)
   __shared__ typename BlockScan::TempStorage scan_storage;
 
   const int64_t row = blockIdx.x;
-  const RowShape shape = row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols),
-                                   static_cast<int>(q.k));
+  const RowShape shape =
+      row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols), static_cast<int>(q.k));
   if (threadIdx.x == 0) {
     ws.row_k[row] = shape.k;
     if (ws.segment_begin != nullptr) {

@@ -19,9 +19,8 @@ struct RowShape {
   int k;
 };
 
-__device__ __forceinline__ RowShape row_shape(const int32_t* k_per_row,
-                                              const int32_t* row_lengths, int64_t row, int cols,
-                                              int k) {
+__device__ __forceinline__ RowShape row_shape(const int32_t* k_per_row, const int32_t* row_lengths,
+                                              int64_t row, int cols, int k) {
   int length = cols;
   int k_row = k;
   bool valid = true;

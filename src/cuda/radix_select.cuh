@@ -89,8 +89,7 @@ __device__ __forceinline__ void block_radix_select(RadixSelectShared& s, uint32_
     for (int i = threadIdx.x; i < kRadixBins; i += blockDim.x) s.histogram[i] = 0;
     __syncthreads();
     // Keys whose digits above `shift` match the prefix found so far.
-    const uint32_t high_mask =
-        shift + kRadixBits >= 32 ? 0u : ~((1u << (shift + kRadixBits)) - 1u);
+    const uint32_t high_mask = shift + kRadixBits >= 32 ? 0u : ~((1u << (shift + kRadixBits)) - 1u);
     const uint32_t prefix = s.prefix;
     for_each_key([&](uint32_t key) {
       if (((key ^ prefix) & high_mask) == 0) {

@@ -42,18 +42,18 @@ namespace {
 #endif
 constexpr int kSplitThreads = 512;
 constexpr int kRowThreads = 256;
-constexpr int kMaxK = 2048;                 // largest k this family takes
-constexpr int kMaxChunk = 16384;            // keys kept on chip by phase A (64 KB)
-constexpr int kMaxCandidates = 24576;       // packed values phase B holds (192 KB)
+constexpr int kMaxK = 2048;                         // largest k this family takes
+constexpr int kMaxChunk = 16384;                    // keys kept on chip by phase A (64 KB)
+constexpr int kMaxCandidates = 24576;               // packed values phase B holds (192 KB)
 constexpr int kMinChunk = FASTTOPK_TUNE_MIN_CHUNK;  // below this a CTA is mostly overhead
-constexpr int kCtasPerSmTarget = 2;         // grid size goal for few rows
+constexpr int kCtasPerSmTarget = 2;                 // grid size goal for few rows
 
 struct SplitPlan {
-  int splits;        // CTAs per row
-  int chunk;         // elements per CTA (last one may be shorter)
-  int slots;         // candidate slots per CTA = min(k, chunk)
-  int index_bits;    // bits needed for an index < cols
-  int sort_capacity; // power of two >= k
+  int splits;         // CTAs per row
+  int chunk;          // elements per CTA (last one may be shorter)
+  int slots;          // candidate slots per CTA = min(k, chunk)
+  int index_bits;     // bits needed for an index < cols
+  int sort_capacity;  // power of two >= k
   std::size_t shared_bytes;
 };
 
@@ -117,18 +117,17 @@ __global__ void __launch_bounds__(kThreads)
 
   const int64_t row = blockIdx.x;  // x: rows may exceed gridDim.y's 65535
   const int split = blockIdx.y;
-  const RowShape shape = row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols),
-                                   static_cast<int>(q.k));
+  const RowShape shape =
+      row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols), static_cast<int>(q.k));
   const Bits* in = static_cast<const Bits*>(q.input) + row * q.row_stride;
   uint32_t* keys = reinterpret_cast<uint32_t*>(shared_raw);
   uint64_t* pool = reinterpret_cast<uint64_t*>(shared_raw);
   uint64_t* sorted = reinterpret_cast<uint64_t*>(
-      shared_raw + align_up(std::max<std::size_t>(plan.chunk * sizeof(uint32_t),
-                                                  plan.splits > 1 ? static_cast<std::size_t>(
-                                                                        plan.splits) *
-                                                                        plan.slots * 8
-                                                                  : 0),
-                            16));
+      shared_raw +
+      align_up(std::max<std::size_t>(
+                   plan.chunk * sizeof(uint32_t),
+                   plan.splits > 1 ? static_cast<std::size_t>(plan.splits) * plan.slots * 8 : 0),
+               16));
 
   // ---- phase A: this chunk's exact top k_c -------------------------------
   const int begin = split * plan.chunk;
@@ -159,9 +158,8 @@ __global__ void __launch_bounds__(kThreads)
                                                                 plan.index_bits, chunk_value);
   }
   // Destination of the winners: the workspace, or (one split) the sort buffer.
-  uint64_t* winners = plan.splits > 1
-                          ? candidates + (row * plan.splits + split) * int64_t{plan.slots}
-                          : sorted;
+  uint64_t* winners =
+      plan.splits > 1 ? candidates + (row * plan.splits + split) * int64_t{plan.slots} : sorted;
   if (k_chunk > 0) {
     for (int i = threadIdx.x; i < length; i += kThreads) {
       const uint64_t v = chunk_value(i);
@@ -305,8 +303,7 @@ const char* rejects_row(const Problem& q, const DeviceFacts& device) {
 
 std::size_t workspace_row(const Problem&, const DeviceFacts&) { return 0; }
 
-int launch_row(const Problem& q, const DeviceFacts& device, void* workspace,
-               cudaStream_t stream) {
+int launch_row(const Problem& q, const DeviceFacts& device, void* workspace, cudaStream_t stream) {
   SplitPlan plan;
   make_plan(q, device, 1, &plan);
   return launch_with_plan(q, device, plan, workspace, stream);
