@@ -36,38 +36,52 @@ struct RadixSelectShared {
   uint32_t remaining;
 };
 
-/// Chooses the digit of the bin that holds rank `remaining`, given a full
-/// histogram in shared memory. Called by all threads of the block (the
-/// block must have >= 256 threads); updates s.prefix and s.remaining.
-/// Ends with a __syncthreads().
-__device__ __forceinline__ void radix_choose_digit(RadixSelectShared& s, int shift) {
+/// The bin holding rank `remaining` (1-based, counting from the top digit)
+/// of a full 256-bin histogram. Called by all threads of the block (>= 256
+/// threads); returns true in exactly one thread, which receives the digit,
+/// the count of the bins above it and its own count. Reads only its
+/// arguments and the histogram, so callers must pass `remaining` read
+/// before any thread can rewrite it. Contains one __syncthreads().
+__device__ __forceinline__ bool find_rank_bin(const uint32_t* histogram, uint32_t* warp_totals,
+                                              uint32_t remaining, uint32_t* digit, uint32_t* above,
+                                              uint32_t* in_bin) {
   const int t = threadIdx.x;
   const int lane = t & 31;
   const int warp = t >> 5;
   uint32_t count = 0;
   uint32_t inclusive = 0;
-  // Read before the barrier below: the winning thread rewrites it, and a
-  // thread reading after that write could "win" a second time.
-  const uint32_t remaining = s.remaining;
   // Scan the bins from the highest digit down: thread t owns digit 255 - t.
   if (t < kRadixBins) {
-    count = s.histogram[kRadixBins - 1 - t];
+    count = histogram[kRadixBins - 1 - t];
     inclusive = count;
 #pragma unroll
     for (int offset = 1; offset < 32; offset <<= 1) {
       const uint32_t other = __shfl_up_sync(0xffffffffu, inclusive, offset);
       if (lane >= offset) inclusive += other;
     }
-    if (lane == 31) s.warp_totals[warp] = inclusive;
+    if (lane == 31) warp_totals[warp] = inclusive;
   }
   __syncthreads();
-  if (t < kRadixBins) {
-    for (int w = 0; w < warp; ++w) inclusive += s.warp_totals[w];
-    const uint32_t exclusive = inclusive - count;
-    if (exclusive < remaining && inclusive >= remaining) {
-      s.prefix |= static_cast<uint32_t>(kRadixBins - 1 - t) << shift;
-      s.remaining = remaining - exclusive;
-    }
+  if (t >= kRadixBins) return false;
+  for (int w = 0; w < warp; ++w) inclusive += warp_totals[w];
+  const uint32_t exclusive = inclusive - count;
+  if (exclusive >= remaining || inclusive < remaining) return false;
+  *digit = static_cast<uint32_t>(kRadixBins - 1 - t);
+  *above = exclusive;
+  *in_bin = count;
+  return true;
+}
+
+/// Fixes the next digit of a 32-bit select: updates s.prefix and
+/// s.remaining. Ends with a __syncthreads().
+__device__ __forceinline__ void radix_choose_digit(RadixSelectShared& s, int shift) {
+  // Read before find_rank_bin's barrier: the winning thread rewrites it, and a
+  // thread reading after that write could "win" a second time.
+  const uint32_t remaining = s.remaining;
+  uint32_t digit, above, in_bin;
+  if (find_rank_bin(s.histogram, s.warp_totals, remaining, &digit, &above, &in_bin)) {
+    s.prefix |= digit << shift;
+    s.remaining = remaining - above;
   }
   __syncthreads();
 }
@@ -160,40 +174,21 @@ __device__ __forceinline__ uint64_t block_select_packed(PackedSelectShared& s, i
       }
     }
     __syncthreads();
-    // Choose the digit (as radix_choose_digit, with a 64-bit prefix).
-    const int t = threadIdx.x;
-    const int lane = t & 31;
-    const int warp = t >> 5;
-    uint32_t bin_count = 0;
-    uint32_t inclusive = 0;
-    const uint32_t remaining = s.remaining;  // before the barrier: the winner rewrites it
+    // Choose the digit. Read before find_rank_bin's barrier: the winner
+    // rewrites both.
+    const uint32_t remaining = s.remaining;
     const unsigned long long chosen_prefix = s.prefix;
-    if (t < kRadixBins) {
-      bin_count = s.histogram[kRadixBins - 1 - t];
-      inclusive = bin_count;
-#pragma unroll
-      for (int offset = 1; offset < 32; offset <<= 1) {
-        const uint32_t other = __shfl_up_sync(0xffffffffu, inclusive, offset);
-        if (lane >= offset) inclusive += other;
+    uint32_t digit, above, in_bin;
+    if (find_rank_bin(s.histogram, s.warp_totals, remaining, &digit, &above, &in_bin)) {
+      unsigned long long next = chosen_prefix | (static_cast<unsigned long long>(digit) << shift);
+      const uint32_t left = remaining - above;
+      if (in_bin == left || shift == 0) {
+        s.done = 1;
+      } else if (shift == 32) {
+        next |= low_constant_ones;  // entering the low word: skip constant digits
       }
-      if (lane == 31) s.warp_totals[warp] = inclusive;
-    }
-    __syncthreads();
-    if (t < kRadixBins) {
-      for (int w = 0; w < warp; ++w) inclusive += s.warp_totals[w];
-      const uint32_t exclusive = inclusive - bin_count;
-      if (exclusive < remaining && inclusive >= remaining) {
-        unsigned long long next =
-            chosen_prefix | (static_cast<unsigned long long>(kRadixBins - 1 - t) << shift);
-        const uint32_t left = remaining - exclusive;
-        if (bin_count == left || shift == 0) {
-          s.done = 1;
-        } else if (shift == 32) {
-          next |= low_constant_ones;  // entering the low word: skip constant digits
-        }
-        s.prefix = next;
-        s.remaining = left;
-      }
+      s.prefix = next;
+      s.remaining = left;
     }
     shift = shift == 32 ? low_top_shift : shift - kRadixBits;
     __syncthreads();
