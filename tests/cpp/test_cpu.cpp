@@ -232,8 +232,6 @@ TEST(TestUtil, OracleMatchesHandWrittenOrder) {
 // and inside each: k x sorted x index type x num_threads (x which outputs).
 // ---------------------------------------------------------------------------
 
-using MatrixParam = std::tuple<DType, int64_t, int64_t, bool, PerRow, Dist>;
-
 class CpuMatrix : public ::testing::TestWithParam<MatrixParam> {};
 
 TEST_P(CpuMatrix, MatchesOracle) {
@@ -276,23 +274,7 @@ TEST_P(CpuMatrix, MatchesOracle) {
   }
 }
 
-std::string matrix_name(const ::testing::TestParamInfo<MatrixParam>& info) {
-  const auto [dtype, rows, cols, largest, per_row, dist] = info.param;
-  std::ostringstream os;
-  os << dtype_name(dtype) << "_r" << rows << "_c" << cols << (largest ? "_largest" : "_smallest")
-     << "_" << per_row_name(per_row) << "_" << dist_name(dist);
-  return os.str();
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Cpu, CpuMatrix,
-    ::testing::Combine(::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),
-                       ::testing::Values<int64_t>(1, 3, 64),
-                       ::testing::Values<int64_t>(1, 7, 33, 1000, 4099), ::testing::Bool(),
-                       ::testing::Values(PerRow::kNone, PerRow::kK, PerRow::kLengths,
-                                         PerRow::kBoth),
-                       ::testing::Values(Dist::kRandn, Dist::kSpecial, Dist::kFewDistinct)),
-    matrix_name);
+INSTANTIATE_TEST_SUITE_P(Cpu, CpuMatrix, matrix_params(), matrix_name);
 
 // ---------------------------------------------------------------------------
 // Every distribution, a few shapes.

@@ -392,8 +392,6 @@ TopKParams host_params(const Matrix& m, int64_t k, const int32_t* kpr, const int
 // The CPU test matrix, on the GPU, for every algorithm.
 // ---------------------------------------------------------------------------
 
-using MatrixParam = std::tuple<DType, int64_t, int64_t, bool, PerRow, Dist>;
-
 class GpuMatrix : public Gpu, public ::testing::WithParamInterface<MatrixParam> {};
 
 TEST_P(GpuMatrix, MatchesOracle) {
@@ -434,23 +432,7 @@ TEST_P(GpuMatrix, MatchesOracle) {
   }
 }
 
-std::string matrix_name(const ::testing::TestParamInfo<MatrixParam>& info) {
-  const auto [dtype, rows, cols, largest, per_row, dist] = info.param;
-  std::ostringstream os;
-  os << dtype_name(dtype) << "_r" << rows << "_c" << cols << (largest ? "_largest" : "_smallest")
-     << "_" << per_row_name(per_row) << "_" << dist_name(dist);
-  return os.str();
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Gpu, GpuMatrix,
-    ::testing::Combine(::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),
-                       ::testing::Values<int64_t>(1, 3, 64),
-                       ::testing::Values<int64_t>(1, 7, 33, 1000, 4099), ::testing::Bool(),
-                       ::testing::Values(PerRow::kNone, PerRow::kK, PerRow::kLengths,
-                                         PerRow::kBoth),
-                       ::testing::Values(Dist::kRandn, Dist::kSpecial, Dist::kFewDistinct)),
-    matrix_name);
+INSTANTIATE_TEST_SUITE_P(Gpu, GpuMatrix, matrix_params(), matrix_name);
 
 // ---------------------------------------------------------------------------
 // Layout and value edge cases.

@@ -20,6 +20,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fasttopk/fasttopk.hpp"
@@ -863,6 +864,30 @@ inline std::vector<Algorithm> gpu_algorithms() {
   std::vector<Algorithm> v;
   for (int i = 0; i < fasttopk::algorithm_count(); ++i) v.push_back(fasttopk::algorithm_at(i));
   return v;
+}
+
+// ---------------------------------------------------------------------------
+// The parameter space of the CPU and GPU matrix tests (the same on both, so
+// that every GPU case has its CPU twin): dtype x rows x cols x largest x
+// per-row option x distribution, and the test name of one point.
+// ---------------------------------------------------------------------------
+using MatrixParam = std::tuple<DType, int64_t, int64_t, bool, PerRow, Dist>;
+
+inline auto matrix_params() {
+  return ::testing::Combine(
+      ::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),
+      ::testing::Values<int64_t>(1, 3, 64), ::testing::Values<int64_t>(1, 7, 33, 1000, 4099),
+      ::testing::Bool(),
+      ::testing::Values(PerRow::kNone, PerRow::kK, PerRow::kLengths, PerRow::kBoth),
+      ::testing::Values(Dist::kRandn, Dist::kSpecial, Dist::kFewDistinct));
+}
+
+inline std::string matrix_name(const ::testing::TestParamInfo<MatrixParam>& info) {
+  const auto [dtype, rows, cols, largest, per_row, dist] = info.param;
+  std::ostringstream os;
+  os << dtype_name(dtype) << "_r" << rows << "_c" << cols << (largest ? "_largest" : "_smallest")
+     << "_" << per_row_name(per_row) << "_" << dist_name(dist);
+  return os.str();
 }
 
 }  // namespace fasttopk_test

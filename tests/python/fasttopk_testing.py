@@ -263,3 +263,15 @@ def gpu_status():
     return True, (
         f"{torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})"
     )
+
+
+# (shape, dim) of the random oracle tests shared by the numpy and torch CPU suites.
+RANDOM_CASES = [
+    ((1, 1), -1),
+    ((5, 17), -1),
+    ((5, 17), 0),
+    ((3, 4, 33), 1),
+    ((64,), 0),
+    ((2, 3, 4, 5), 2),
+    ((7, 300), -1),
+]

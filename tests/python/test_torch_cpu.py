@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed")
 
 import fasttopk  # noqa: E402
 from fasttopk_testing import (  # noqa: E402
+    RANDOM_CASES,
     assert_same_result,
     check_torch_result,
     make_torch_input,
@@ -27,16 +28,7 @@ KINDS = ["normal", "ties", "special"]
 @pytest.mark.parametrize("sorted_", [True, False])
 def test_random_against_oracle(dtype, kind, largest, sorted_):
     rng = np.random.default_rng(99)
-    cases = [
-        ((1, 1), -1),
-        ((5, 17), -1),
-        ((5, 17), 0),
-        ((3, 4, 33), 1),
-        ((64,), 0),
-        ((2, 3, 4, 5), 2),
-        ((7, 300), -1),
-    ]
-    for shape, dim in cases:
+    for shape, dim in RANDOM_CASES:
         x = make_torch_input(rng, shape, dtype, kind)
         n = shape[dim]
         for k in sorted({0, 1, n // 2, n}):
