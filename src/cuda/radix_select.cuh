@@ -197,6 +197,13 @@ __device__ __forceinline__ uint64_t block_select_packed(PackedSelectShared& s, i
 }
 
 /// Sorts `n` (a power of two) packed values in shared memory, descending.
+///
+/// Barriers: in a stage with stride <= 32, thread t of warp w compares only
+/// elements of the 64-element block [64w', 64w' + 64) that its t values map
+/// to, and the same threads own the same blocks in every such stage. So
+/// between two stages of stride <= 32 a __syncwarp() suffices; a block-wide
+/// barrier is needed only around stages with stride >= 64. For n <= 64 the
+/// whole sort runs in one warp without block barriers.
 template <int kThreads>
 __device__ __forceinline__ void block_bitonic_sort_descending(uint64_t* data, int n) {
   for (int size = 2; size <= n; size <<= 1) {
@@ -212,7 +219,13 @@ __device__ __forceinline__ void block_bitonic_sort_descending(uint64_t* data, in
           data[j] = a;
         }
       }
-      __syncthreads();
+      const int next_stride = stride > 1 ? stride >> 1 : size;  // first stride of next size
+      const bool last = stride == 1 && size == n;
+      if (last || stride >= 64 || next_stride >= 64) {
+        __syncthreads();
+      } else {
+        __syncwarp();
+      }
     }
   }
 }
