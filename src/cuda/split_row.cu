@@ -49,11 +49,11 @@ constexpr int kMinChunk = FASTTOPK_TUNE_MIN_CHUNK;  // below this a CTA is mostl
 constexpr int kCtasPerSmTarget = 2;                 // grid size goal for few rows
 
 struct SplitPlan {
-  int splits;         // CTAs per row
-  int chunk;          // elements per CTA (last one may be shorter)
-  int slots;          // candidate slots per CTA = min(k, chunk)
-  int index_bits;     // bits needed for an index < cols
-  int sort_capacity;  // power of two >= k
+  int splits;       // CTAs per row
+  int chunk;        // elements per CTA (last one may be shorter)
+  int slots;        // candidate slots per CTA = min(k, chunk)
+  int index_bits;   // bits needed for an index < cols
+  int sort_offset;  // bytes from the start of dynamic smem to the sort buffer
   std::size_t shared_bytes;
 };
 
@@ -86,14 +86,14 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, S
   plan->chunk = static_cast<int>(chunk);
   plan->slots = static_cast<int>(std::min<int64_t>(q.k, chunk));
   plan->index_bits = std::max(1, bit_width(static_cast<uint32_t>(q.cols - 1)));
-  int sort_capacity = 1;
-  while (sort_capacity < q.k) sort_capacity <<= 1;
-  plan->sort_capacity = std::max(sort_capacity, 2);
+  std::size_t sort_capacity = 2;  // power of two >= k (the kernel sorts a power of two)
+  while (sort_capacity < static_cast<std::size_t>(q.k)) sort_capacity <<= 1;
   const std::size_t phase_a = static_cast<std::size_t>(chunk) * sizeof(uint32_t);
   const std::size_t phase_b =
       splits > 1 ? static_cast<std::size_t>(splits) * plan->slots * sizeof(uint64_t) : 0;
-  plan->shared_bytes =
-      align_up(std::max(phase_a, phase_b), 16) + plan->sort_capacity * sizeof(uint64_t);
+  const std::size_t sort_offset = align_up(std::max(phase_a, phase_b), 16);
+  plan->sort_offset = static_cast<int>(sort_offset);
+  plan->shared_bytes = sort_offset + sort_capacity * sizeof(uint64_t);
   return plan->shared_bytes <= device.shared_per_block_optin - sizeof(PackedSelectShared) - 64;
 }
 
@@ -122,12 +122,7 @@ __global__ void __launch_bounds__(kThreads)
   const Bits* in = static_cast<const Bits*>(q.input) + row * q.row_stride;
   uint32_t* keys = reinterpret_cast<uint32_t*>(shared_raw);
   uint64_t* pool = reinterpret_cast<uint64_t*>(shared_raw);
-  uint64_t* sorted = reinterpret_cast<uint64_t*>(
-      shared_raw +
-      align_up(std::max<std::size_t>(
-                   plan.chunk * sizeof(uint32_t),
-                   plan.splits > 1 ? static_cast<std::size_t>(plan.splits) * plan.slots * 8 : 0),
-               16));
+  uint64_t* sorted = reinterpret_cast<uint64_t*>(shared_raw + plan.sort_offset);
 
   // ---- phase A: this chunk's exact top k_c -------------------------------
   const int begin = split * plan.chunk;
@@ -214,7 +209,6 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t index = j < shape.k ? static_cast<int64_t>(packed_index(sorted[j])) : -1;
     write_output<Format>(q, in, row, j, index);
   }
-  (void)pool_count;
 }
 
 const char* rejects_split(const Problem& q, const DeviceFacts& device) {
