@@ -33,6 +33,7 @@ constexpr AlgorithmEntry kAlgorithmNames[] = {
     {Algorithm::kBlockPerRow, "block_per_row"},
     {Algorithm::kSplitRow, "split_row"},
     {Algorithm::kRowPerCta, "row_per_cta"},
+    {Algorithm::kRowPerWarp, "row_per_warp"},
 };
 
 #if FASTTOPK_WITH_CUDA

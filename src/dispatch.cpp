@@ -17,6 +17,7 @@ const AlgorithmFamily* const kFamilies[] = {
     &kBlockPerRowFamily,
     &kSplitRowFamily,
     &kRowPerCtaFamily,
+    &kRowPerWarpFamily,
 };
 
 /// One line of the automatic choice. Bounds are inclusive; -1 = unbounded.
@@ -34,9 +35,8 @@ struct AutoRule {
 // long rows -> split_row; short rows -> row_per_cta; k > 2048 or rows too
 // long for split_row's candidate budget -> the block_per_row fallback.
 constexpr AutoRule kAutoRules[] = {
-    {Algorithm::kSplitRow, 64, 8193, -1, 2048},
-    {Algorithm::kRowPerCta, -1, -1, 16384, 2048},
-    {Algorithm::kSplitRow, -1, 16385, -1, 2048},
+    {Algorithm::kSplitRow, 64, 8193, -1, 2048},   {Algorithm::kRowPerWarp, -1, -1, 4096, 128},
+    {Algorithm::kRowPerCta, -1, -1, 16384, 2048}, {Algorithm::kSplitRow, -1, 16385, -1, 2048},
     {Algorithm::kBlockPerRow, -1, -1, -1, -1},
 };
 

@@ -46,6 +46,7 @@ constexpr std::size_t kWorkspaceAlignment = 256;
 extern const AlgorithmFamily kBlockPerRowFamily;
 extern const AlgorithmFamily kSplitRowFamily;
 extern const AlgorithmFamily kRowPerCtaFamily;
+extern const AlgorithmFamily kRowPerWarpFamily;
 
 /// The dispatcher: the family that runs `problem` (resolving kAuto), or a
 /// non-ok Status (e.g. a forced family that rejects the shape).
