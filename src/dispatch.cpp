@@ -23,21 +23,29 @@ const AlgorithmFamily* const kFamilies[] = {
 /// One line of the automatic choice. Bounds are inclusive; -1 = unbounded.
 struct AutoRule {
   Algorithm algorithm;
-  int64_t max_rows;
-  int64_t min_cols;
-  int64_t max_cols;
+  int64_t min_rows, max_rows;
+  int64_t min_cols, max_cols;
   int64_t max_k;
 };
 
-// Ordered: the first match whose family accepts the problem wins.
-// Provisional thresholds from the first H100 runs (docs/perf-notes.md), to be
-// replaced by the measured sweep table (issue 5): few mid-length rows and all
-// long rows -> split_row; short rows -> row_per_cta; k > 2048 or rows too
-// long for split_row's candidate budget -> the block_per_row fallback.
+// Ordered: the first match whose family accepts the problem wins. The
+// thresholds come from tuning/sweep-nvidia-h100-80gb-hbm3.md (made by
+// scripts/sweep-dispatch on the H100; the script's header says how to redo
+// this for another GPU):
+//  - row_per_warp wins for k <= 64 on every shape with >= 512 rows (1.1-2.8x
+//    over the next best at 16k-131k columns) and on rows of <= 1000 columns
+//    at any batch; for a few rows of 4096 columns row_per_cta is faster.
+//  - split_row wins for few long rows (rows <= 64, cols >= 16384) and for
+//    k > 64 on long rows; row_per_cta (= split_row with one split) for the
+//    rest up to 16384 columns; block_per_row takes what nothing else can
+//    (k > 2048, rows too long for split_row's candidate budget).
 constexpr AutoRule kAutoRules[] = {
-    {Algorithm::kSplitRow, 64, 8193, -1, 2048},   {Algorithm::kRowPerWarp, -1, -1, 4096, 128},
-    {Algorithm::kRowPerCta, -1, -1, 16384, 2048}, {Algorithm::kSplitRow, -1, 16385, -1, 2048},
-    {Algorithm::kBlockPerRow, -1, -1, -1, -1},
+    {Algorithm::kRowPerWarp, 512, -1, -1, -1, 64},
+    {Algorithm::kRowPerWarp, -1, -1, -1, 2048, 64},
+    {Algorithm::kSplitRow, -1, 64, 8193, -1, 2048},
+    {Algorithm::kRowPerCta, -1, -1, -1, 16384, 2048},
+    {Algorithm::kSplitRow, -1, -1, 16385, -1, 2048},
+    {Algorithm::kBlockPerRow, -1, -1, -1, -1, -1},
 };
 
 bool within(int64_t value, int64_t lo, int64_t hi) {
@@ -70,8 +78,8 @@ Status choose_family(const Problem& q, const DeviceFacts& device, const Algorith
     return Status();
   }
   for (const AutoRule& rule : kAutoRules) {
-    if (!within(q.rows, -1, rule.max_rows) || !within(q.cols, rule.min_cols, rule.max_cols) ||
-        !within(q.k, -1, rule.max_k)) {
+    if (!within(q.rows, rule.min_rows, rule.max_rows) ||
+        !within(q.cols, rule.min_cols, rule.max_cols) || !within(q.k, -1, rule.max_k)) {
       continue;
     }
     const AlgorithmFamily* f = family_of(rule.algorithm);

@@ -17,8 +17,13 @@ namespace {
 
 constexpr int kWarpsPerCta = 4;
 constexpr int kThreads = 32 * kWarpsPerCta;
-constexpr int kMaxK = 128;            // largest k this family takes
-constexpr int kMaxSlots = 128;        // elements per lane: rows up to 32 * 128 = 4096
+constexpr int kMaxK = 128;         // largest k this family takes
+constexpr int kMaxCols = 1 << 30;  // tile arithmetic stays in int
+#ifndef FASTTOPK_TUNE_RPW_CTAS_PER_SM
+#define FASTTOPK_TUNE_RPW_CTAS_PER_SM 4
+#endif
+// Persistent grid: CTAs per SM (each warp then loops over rows, prefetching).
+constexpr int kCtasPerSm = FASTTOPK_TUNE_RPW_CTAS_PER_SM;
 constexpr int kPoolCapacity = 256;    // candidates one warp keeps in shared memory
 constexpr int kGroupsPerLaneMax = 8;  // group maxima per lane for the threshold
 
@@ -82,226 +87,320 @@ __device__ __forceinline__ void sort_and_write(const Problem& q, const typename 
   }
 }
 
-/*
- * One warp per row; kWarpsPerCta rows per CTA; kSlots elements per lane.
- *
- *  1. Load. The row's elements are addressed from the 16-byte boundary at or
- *     below the row start (`offset` elements before it), so every full
- *     vector is one aligned 16-byte load; vectors that straddle the row's
- *     ends load their in-row elements one by one. Lane l's slot j holds the
- *     element at aligned position (j / kVec) * 32 * kVec + l * kVec + j % kVec
- *     (coalesced: a warp's vector loads cover 512 contiguous bytes).
- *     Requires 32 * kSlots >= length + offset.
- *  2. Threshold. T = group_max_threshold (a lower bound of the k-th largest
- *     key), so candidates = elements with key >= T include the whole top k.
- *     For randn rows they are 1-10% of the row.
- *  3. Candidates (packed (key, ~index), unique) go to the warp's pool with one
- *     warp prefix sum; warp_select_packed finds the exact k-th largest packed
- *     value P among them, and the k values >= P are the row's top k.
- *     If the candidates overflow the pool (many ties at T: all-equal rows,
- *     low-entropy bf16) or T is 0, the select runs over the row re-read
- *     from L1/L2 instead: slower, same result.
- *  4. The k winners are bitonic-sorted in registers and written.
- * Packed values are unique, so every step is exact and the output does not
- * depend on timing: deterministic, ties to the lowest index.
- */
-template <typename Format, int kSlots>
-__global__ void __launch_bounds__(kThreads, kSlots <= 32 ? 8 : 1)
-    row_per_warp_kernel(Problem q, int index_bits) {
-  using Bits = typename Format::Bits;
-  constexpr int kVec = 16 / sizeof(Bits);
-  constexpr int kVectors = kSlots / kVec;
-  static_assert(kSlots % kVec == 0 && kSlots % kGroupsPerLaneMax == 0, "slot ladder");
-  __shared__ WarpScratch scratch_all[kWarpsPerCta];
+/// Where a row's data lives and how much of it there is. A row is read as
+/// tiles of kTile aligned positions: element i sits at aligned position
+/// i + offset, where `offset` elements lie between the 16-byte boundary at or
+/// below the row start and the row start.
+template <typename Bits>
+struct RowRef {
+  const Bits* in;  // the row's first element
+  int length;      // elements considered
+  int k;           // elements selected
+  int offset;      // misalignment of `in` in elements
+  int tiles;       // 0 when there is nothing to select (k == 0)
+};
 
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + warp;
-  if (row >= q.rows) return;  // whole warps only; no block barriers below
-  WarpScratch& scratch = scratch_all[warp];
+template <typename Format, int kTileSlots>
+__device__ __forceinline__ RowRef<typename Format::Bits> describe_row(const Problem& q,
+                                                                      int64_t row) {
+  using Bits = typename Format::Bits;
+  constexpr int kTile = 32 * kTileSlots;
   const RowShape shape =
       row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols), static_cast<int>(q.k));
-  const Bits* in = static_cast<const Bits*>(q.input) + row * q.row_stride;
-  const int length = shape.length;
-  const int k = shape.k;
+  RowRef<Bits> r;
+  r.in = static_cast<const Bits*>(q.input) + row * q.row_stride;
+  r.length = shape.length;
+  r.k = shape.k;
+  r.offset = static_cast<int>((reinterpret_cast<uintptr_t>(r.in) & 15u) / sizeof(Bits));
+  r.tiles = shape.k > 0 ? (shape.length + r.offset + kTile - 1) / kTile : 0;
+  return r;
+}
 
-  // ---- 1. load --------------------------------------------------------------
-  const int offset = static_cast<int>((reinterpret_cast<uintptr_t>(in) & 15u) / sizeof(Bits));
-  const Bits* aligned = in - offset;
-  // Element index of slot j of this lane, minus the slot's constant part.
-  const int lane_base = lane * kVec - offset;
-  union Vector {
-    uint4 v;
-    Bits b[kVec];
-  };
-  Vector raw[kVectors];
+/// Issues the loads of tile `tile` of row `r` into `raw` (no wait). Lane l's
+/// slot j holds aligned position tile * kTile + (j / kVec) * 32 * kVec +
+/// l * kVec + j % kVec: a warp's vector loads cover 512 contiguous bytes.
+/// Full vectors are one aligned 16-byte load; vectors that straddle the row's
+/// ends load their in-row elements one by one (others read as 0 and are
+/// masked when converted).
+template <typename Bits, int kTileSlots>
+__device__ __forceinline__ void load_tile(uint4 (&raw)[kTileSlots * sizeof(Bits) / 16],
+                                          const RowRef<Bits>& r, int tile) {
+  constexpr int kVec = 16 / sizeof(Bits);
+  constexpr int kVectors = kTileSlots / kVec;
+  const int lane = threadIdx.x & 31;
+  const Bits* aligned = r.in - r.offset;
 #pragma unroll
   for (int u = 0; u < kVectors; ++u) {
-    const int first = u * 32 * kVec + lane_base;
-    if (first >= 0 && first + kVec <= length) {
-      raw[u].v = __ldg(reinterpret_cast<const uint4*>(aligned + first + offset));
+    const int position = (tile * kVectors + u) * 32 * kVec + lane * kVec;
+    const int first = position - r.offset;  // element index of the vector's first slot
+    if (first >= 0 && first + kVec <= r.length) {
+      raw[u] = __ldg(reinterpret_cast<const uint4*>(aligned + position));
     } else {
+      union {
+        uint4 v;
+        Bits b[kVec];
+      } part;
 #pragma unroll
       for (int e = 0; e < kVec; ++e) {
         const int i = first + e;
-        raw[u].b[e] = (i >= 0 && i < length) ? in[i] : Bits{0};
+        part.b[e] = (i >= 0 && i < r.length) ? r.in[i] : Bits{0};
       }
+      raw[u] = part.v;
     }
   }
-  auto index_of = [&](int j) { return (j / kVec) * 32 * kVec + lane_base + j % kVec; };
-  auto valid = [&](int j) {
-    return static_cast<unsigned>(index_of(j)) < static_cast<unsigned>(length);
-  };
-  uint32_t keys[kSlots];
-  const bool largest = q.largest;
-#pragma unroll
-  for (int j = 0; j < kSlots; ++j) {
-    keys[j] = valid(j) ? rank_key<Format>(raw[j / kVec].b[j % kVec], largest) : 0u;
-  }
+}
 
-  // ---- 2. threshold ---------------------------------------------------------
-  uint32_t threshold = 0;  // 0: every element is a candidate (k == length)
-  if (k > 0 && k < length) {
-    uint32_t maxima[kGroupsPerLaneMax];
-#pragma unroll
-    for (int g = 0; g < kGroupsPerLaneMax; ++g) {
-      maxima[g] = 0;
-#pragma unroll
-      for (int m = 0; m < kSlots / kGroupsPerLaneMax; ++m) {
-        maxima[g] = max(maxima[g], keys[g * (kSlots / kGroupsPerLaneMax) + m]);
-      }
-    }
-    // About 2k / 32 groups per lane (see group_max_threshold).
-    if (k <= 16) {
-      threshold = group_max_threshold<1>(maxima, k);
-    } else if (k <= 32) {
-      threshold = group_max_threshold<2>(maxima, k);
-    } else if (k <= 64) {
-      threshold = group_max_threshold<4>(maxima, k);
-    } else {
-      threshold = group_max_threshold<8>(maxima, k);
-    }
-  }
+/*
+ * Persistent warps; warp w of the grid's W warps takes rows w, w + W, ...
+ * Each row is streamed as tiles of 32 * kTileSlots elements through
+ * registers, and the next tile (of this row or of the warp's next row) is
+ * always in flight while the current one is filtered: one row's selection
+ * overlaps the next row's loads.
+ *
+ *  Filter. A row keeps a pool of candidates (packed (key, ~index), unique) in
+ *  the warp's shared memory and a key threshold T with the invariant
+ *  "every element of the row's top k that has been seen is in the pool or has
+ *  a key >= T and is still to come". Elements with key >= max(T, 1) enter the
+ *  pool (one warp prefix sum per tile).
+ *   - First tile: T = group_max_threshold, a lower bound of the row's k-th
+ *     largest key (k distinct elements of the tile have keys >= T).
+ *   - When a tile would overflow the pool, the pool is cut to its exact top k
+ *     by warp_select_packed (cut value P) and T becomes key(P) + 1: a later
+ *     element with key(P) loses the tie to P on index, so it cannot enter.
+ *  Key 0 (padding, and NaN under largest == false) never enters; if fewer
+ *  than k elements entered, or a tile overflows even after a cut (heavy
+ *  ties: all-equal rows, low-entropy bf16), the row takes the slow path: an
+ *  exact select over the whole row re-read from L1/L2.
+ *  Finish. Cut the pool to its top k, bitonic-sort the k winners in
+ *  registers, write. Packed values are unique, so every step is exact and
+ *  independent of timing: deterministic, ties to the lowest index.
+ */
+template <typename Format, int kTileSlots>
+__global__ void __launch_bounds__(kThreads, kCtasPerSm)
+    row_per_warp_kernel(Problem q, int index_bits) {
+  using Bits = typename Format::Bits;
+  constexpr int kVec = 16 / sizeof(Bits);
+  constexpr int kVectors = kTileSlots / kVec;
+  constexpr int kTile = 32 * kTileSlots;
+  static_assert(kTileSlots % kVec == 0 && kTileSlots % kGroupsPerLaneMax == 0, "tile shape");
+  __shared__ WarpScratch scratch_all[kWarpsPerCta];
 
-  // ---- 3. candidates and exact select ---------------------------------------
-  // With threshold >= 1 the padding slots (key 0) are never candidates.
-  uint32_t mine = 0;
-#pragma unroll
-  for (int j = 0; j < kSlots; ++j) mine += keys[j] >= threshold ? 1u : 0u;
-  const uint32_t inclusive = warp_inclusive_sum(mine);
-  const uint32_t candidates = __shfl_sync(kFullWarp, inclusive, 31);
-  uint64_t* winners = reinterpret_cast<uint64_t*>(scratch.histogram);
+  const int lane = threadIdx.x & 31;
   const uint32_t lane_mask_below = (1u << lane) - 1u;
-  if (k > 0 && threshold > 0 && candidates <= kPoolCapacity) {
-    uint32_t position = inclusive - mine;
+  WarpScratch& scratch = scratch_all[threadIdx.x >> 5];
+  uint64_t* winners = reinterpret_cast<uint64_t*>(scratch.histogram);
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerCta;
+  const bool largest = q.largest;
+
+  int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + (threadIdx.x >> 5);
+  uint4 raw[kVectors];
+  RowRef<Bits> next{};
+  if (row < q.rows) {
+    next = describe_row<Format, kTileSlots>(q, row);
+    if (next.tiles > 0) load_tile<Bits, kTileSlots>(raw, next, 0);
+  }
+  for (; row < q.rows; row += warps) {
+    const RowRef<Bits> r = next;
+    const int64_t next_row = row + warps;
+    next = RowRef<Bits>{};
+    if (next_row < q.rows) next = describe_row<Format, kTileSlots>(q, next_row);
+    const int k = r.k;
+
+    if (r.tiles == 0 && next.tiles > 0) load_tile<Bits, kTileSlots>(raw, next, 0);
+    uint32_t threshold = 0;
+    uint32_t pool_count = 0;
+    bool slow = false;
+    for (int tile = 0; tile < r.tiles; ++tile) {
+      // Convert this tile; then put the next tile's loads in flight.
+      uint32_t keys[kTileSlots];
+      const int tile_base = tile * kTile + lane * kVec - r.offset;
 #pragma unroll
-    for (int j = 0; j < kSlots; ++j) {
-      if (keys[j] >= threshold) scratch.pool[position++] = pack_key_index(keys[j], index_of(j));
+      for (int j = 0; j < kTileSlots; ++j) {
+        union {
+          uint4 v;
+          Bits b[kVec];
+        } part;
+        part.v = raw[j / kVec];
+        const int i = tile_base + (j / kVec) * 32 * kVec + j % kVec;
+        const bool valid = static_cast<unsigned>(i) < static_cast<unsigned>(r.length);
+        keys[j] = valid ? rank_key<Format>(part.b[j % kVec], largest) : 0u;
+      }
+      if (tile + 1 < r.tiles) {
+        load_tile<Bits, kTileSlots>(raw, r, tile + 1);
+      } else if (next.tiles > 0) {
+        load_tile<Bits, kTileSlots>(raw, next, 0);
+      }
+      if (slow) continue;  // keep consuming tiles so the prefetch chain holds
+
+      if (tile == 0 && k < r.length) {
+        uint32_t maxima[kGroupsPerLaneMax];
+#pragma unroll
+        for (int g = 0; g < kGroupsPerLaneMax; ++g) {
+          maxima[g] = 0;
+#pragma unroll
+          for (int m = 0; m < kTileSlots / kGroupsPerLaneMax; ++m) {
+            maxima[g] = max(maxima[g], keys[g * (kTileSlots / kGroupsPerLaneMax) + m]);
+          }
+        }
+        // About 2k / 32 groups per lane (see group_max_threshold).
+        if (k <= 16) {
+          threshold = group_max_threshold<1>(maxima, k);
+        } else if (k <= 32) {
+          threshold = group_max_threshold<2>(maxima, k);
+        } else if (k <= 64) {
+          threshold = group_max_threshold<4>(maxima, k);
+        } else {
+          threshold = group_max_threshold<8>(maxima, k);
+        }
+      }
+      uint32_t floor_key = max(threshold, 1u);
+      uint32_t mine = 0;
+#pragma unroll
+      for (int j = 0; j < kTileSlots; ++j) mine += keys[j] >= floor_key ? 1u : 0u;
+      uint32_t inclusive = warp_inclusive_sum(mine);
+      uint32_t entering = __shfl_sync(kFullWarp, inclusive, 31);
+      if (pool_count + entering > kPoolCapacity) {
+        // Cut the pool to its exact top k and raise the threshold.
+        if (pool_count > static_cast<uint32_t>(k)) {
+          const uint32_t count = pool_count;
+          const uint64_t cut =
+              warp_select_packed<Format::kKeyBits>(scratch.histogram, k, index_bits, [&](auto&& f) {
+                for (uint32_t base = 0; base < count; base += 32) {
+                  const uint32_t t = base + lane;
+                  f(t < count ? scratch.pool[t] : 0ull, t < count);
+                }
+              });
+          uint32_t kept = 0;  // in place: a value only moves to a lower slot
+          for (uint32_t base = 0; base < count; base += 32) {
+            const uint32_t t = base + lane;
+            const uint64_t v = t < count ? scratch.pool[t] : 0ull;
+            const bool keep = t < count && v >= cut;
+            const uint32_t ballot = __ballot_sync(kFullWarp, keep);
+            __syncwarp();
+            if (keep) scratch.pool[kept + __popc(ballot & lane_mask_below)] = v;
+            kept += __popc(ballot);
+          }
+          __syncwarp();
+          pool_count = kept;
+          const uint32_t cut_key = packed_key(cut);
+          threshold = max(threshold, cut_key == 0xffffffffu ? cut_key : cut_key + 1u);
+          floor_key = max(threshold, 1u);
+          mine = 0;
+#pragma unroll
+          for (int j = 0; j < kTileSlots; ++j) mine += keys[j] >= floor_key ? 1u : 0u;
+          inclusive = warp_inclusive_sum(mine);
+          entering = __shfl_sync(kFullWarp, inclusive, 31);
+        }
+        if (pool_count + entering > kPoolCapacity) {
+          slow = true;
+          continue;
+        }
+      }
+      uint32_t position = pool_count + inclusive - mine;
+#pragma unroll
+      for (int j = 0; j < kTileSlots; ++j) {
+        if (keys[j] >= floor_key) {
+          const int i = tile_base + (j / kVec) * 32 * kVec + j % kVec;
+          scratch.pool[position++] = pack_key_index(keys[j], static_cast<uint32_t>(i));
+        }
+      }
+      pool_count += entering;
+      __syncwarp();
+    }
+
+    // ---- finish the row: exact top k, sort, write --------------------------
+    if (k > 0 && !slow && pool_count >= static_cast<uint32_t>(k)) {
+      const uint32_t count = pool_count;
+      uint64_t cut = 0;  // every candidate wins when there are exactly k
+      if (count > static_cast<uint32_t>(k)) {
+        cut = warp_select_packed<Format::kKeyBits>(scratch.histogram, k, index_bits, [&](auto&& f) {
+          for (uint32_t base = 0; base < count; base += 32) {
+            const uint32_t t = base + lane;
+            f(t < count ? scratch.pool[t] : 0ull, t < count);
+          }
+        });
+      }
+      uint32_t taken = 0;
+      for (uint32_t base = 0; base < count; base += 32) {
+        const uint32_t t = base + lane;
+        const uint64_t v = t < count ? scratch.pool[t] : 0ull;
+        const bool take = t < count && v >= cut;
+        const uint32_t ballot = __ballot_sync(kFullWarp, take);
+        if (take) winners[taken + __popc(ballot & lane_mask_below)] = v;
+        taken += __popc(ballot);
+      }
+    } else if (k > 0) {
+      // Slow path: exact select over the whole row, re-read from L1/L2.
+      const Bits* in = r.in;
+      const int length = r.length;
+      auto value_at = [&](int i) { return pack_key_index(rank_key<Format>(in[i], largest), i); };
+      uint64_t cut = 0;
+      if (k < length) {
+        cut = warp_select_packed<Format::kKeyBits>(scratch.histogram, k, index_bits, [&](auto&& f) {
+          for (int base = 0; base < length; base += 32) {
+            const int i = base + lane;
+            f(i < length ? value_at(i) : 0ull, i < length);
+          }
+        });
+      }
+      uint32_t taken = 0;
+      for (int base = 0; base < length; base += 32) {
+        const int i = base + lane;
+        const uint64_t v = i < length ? value_at(i) : 0ull;
+        const bool take = i < length && v >= cut;
+        const uint32_t ballot = __ballot_sync(kFullWarp, take);
+        if (take) winners[taken + __popc(ballot & lane_mask_below)] = v;
+        taken += __popc(ballot);
+      }
     }
     __syncwarp();
-    uint64_t cut = 0;  // every candidate wins when there are exactly k
-    if (candidates > static_cast<uint32_t>(k)) {
-      cut = warp_select_packed<Format::kKeyBits>(scratch.histogram, k, index_bits, [&](auto&& f) {
-        for (uint32_t t = lane; t < candidates; t += 32) f(scratch.pool[t]);
-      });
+    if (q.k <= 32) {
+      sort_and_write<Format, 1>(q, r.in, row, winners, k);
+    } else if (q.k <= 64) {
+      sort_and_write<Format, 2>(q, r.in, row, winners, k);
+    } else {
+      sort_and_write<Format, 4>(q, r.in, row, winners, k);
     }
-    uint32_t taken = 0;
-    for (uint32_t base = 0; base < candidates; base += 32) {
-      const uint32_t t = base + lane;
-      const uint64_t v = t < candidates ? scratch.pool[t] : 0ull;
-      const bool take = t < candidates && v >= cut;
-      const uint32_t ballot = __ballot_sync(kFullWarp, take);
-      if (take) winners[taken + __popc(ballot & lane_mask_below)] = v;
-      taken += __popc(ballot);
-    }
-  } else if (k > 0) {
-    // Slow path: the pool overflowed (many keys tie at the threshold:
-    // all-equal rows, low-entropy bf16) or every element is a candidate
-    // (k == length). Select over the row again, re-read from L1/L2, so the
-    // registers of the fast path stay free.
-    auto value_at = [&](int i) { return pack_key_index(rank_key<Format>(in[i], largest), i); };
-    uint64_t cut = 0;
-    if (k < length) {
-      cut = warp_select_packed<Format::kKeyBits>(scratch.histogram, k, index_bits, [&](auto&& f) {
-        for (int i = lane; i < length; i += 32) f(value_at(i));
-      });
-    }
-    uint32_t taken = 0;
-    for (int base = 0; base < length; base += 32) {
-      const int i = base + lane;
-      const uint64_t v = i < length ? value_at(i) : 0ull;
-      const bool take = i < length && v >= cut;
-      const uint32_t ballot = __ballot_sync(kFullWarp, take);
-      if (take) winners[taken + __popc(ballot & lane_mask_below)] = v;
-      taken += __popc(ballot);
-    }
-  }
-  __syncwarp();
-
-  // ---- 4. sort and write ----------------------------------------------------
-  if (q.k <= 32) {
-    sort_and_write<Format, 1>(q, in, row, winners, k);
-  } else if (q.k <= 64) {
-    sort_and_write<Format, 2>(q, in, row, winners, k);
-  } else {
-    sort_and_write<Format, 4>(q, in, row, winners, k);
+    __syncwarp();  // the winners (histogram) are read before the next row's select
   }
 }
 
 int bit_width(uint32_t v) { return v == 0 ? 0 : 32 - __builtin_clz(v); }
 
-/// Elements of misalignment a row may start with: 0 when the input and the
-/// row stride keep every row on a 16-byte boundary.
-int max_row_offset(const Problem& q) {
+/// Elements per lane and tile: 8 (256-element tiles) when every row fits one
+/// such tile, else 32 (1024-element tiles).
+int tile_slots_for(const Problem& q) {
   const int vec = 16 / q.element_bytes();
   const bool aligned = reinterpret_cast<uintptr_t>(q.input) % 16 == 0 &&
                        (q.rows == 1 || (q.row_stride * q.element_bytes()) % 16 == 0);
-  return aligned ? 0 : vec - 1;
-}
-
-/// Elements per lane: the smallest rung of the ladder that holds the row.
-int slots_for(const Problem& q) {
-  const int64_t need = q.cols + max_row_offset(q);
-  for (int slots : {8, 32, 64, kMaxSlots}) {
-    if (need <= 32 * slots) return slots;
-  }
-  return 0;
+  const int64_t need = q.cols + (aligned ? 0 : vec - 1);
+  return need <= 32 * 8 ? 8 : 32;
 }
 
 const char* rejects(const Problem& q, const DeviceFacts&) {
   if (q.k > kMaxK) return "k > 128";
-  if (slots_for(q) == 0) {
-    return "cols > 4096 (cols + row misalignment in elements must be <= 4096)";
-  }
+  if (q.cols > kMaxCols) return "cols > 2^30";
   return nullptr;
 }
 
 std::size_t workspace(const Problem&, const DeviceFacts&) { return 0; }
 
 template <typename Format>
-void launch_for_format(const Problem& q, int slots, cudaStream_t stream) {
+void launch_for_format(const Problem& q, const DeviceFacts& device, cudaStream_t stream) {
   const int index_bits = std::max(1, bit_width(static_cast<uint32_t>(q.cols - 1)));
-  const unsigned grid = static_cast<unsigned>((q.rows + kWarpsPerCta - 1) / kWarpsPerCta);
-  switch (slots) {
-    case 8:
-      row_per_warp_kernel<Format, 8><<<grid, kThreads, 0, stream>>>(q, index_bits);
-      break;
-    case 32:
-      row_per_warp_kernel<Format, 32><<<grid, kThreads, 0, stream>>>(q, index_bits);
-      break;
-    case 64:
-      row_per_warp_kernel<Format, 64><<<grid, kThreads, 0, stream>>>(q, index_bits);
-      break;
-    default:
-      row_per_warp_kernel<Format, kMaxSlots><<<grid, kThreads, 0, stream>>>(q, index_bits);
-      break;
+  const int64_t needed = (q.rows + kWarpsPerCta - 1) / kWarpsPerCta;
+  const int64_t resident = static_cast<int64_t>(device.sm_count) * kCtasPerSm;
+  const unsigned grid = static_cast<unsigned>(std::min(needed, resident));
+  if (tile_slots_for(q) == 8) {
+    row_per_warp_kernel<Format, 8><<<grid, kThreads, 0, stream>>>(q, index_bits);
+  } else {
+    row_per_warp_kernel<Format, 32><<<grid, kThreads, 0, stream>>>(q, index_bits);
   }
 }
 
-int launch(const Problem& q, const DeviceFacts&, void*, cudaStream_t stream) {
-  const int slots = slots_for(q);
+int launch(const Problem& q, const DeviceFacts& device, void*, cudaStream_t stream) {
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
-    launch_for_format<decltype(format)>(q, slots, stream);
+    launch_for_format<decltype(format)>(q, device, stream);
     return cudaGetLastError();
   });
 }

@@ -12,6 +12,13 @@ namespace fasttopk::detail {
 
 constexpr unsigned kFullWarp = 0xffffffffu;
 
+// Warp-aggregated histogram increments in warp_select_packed (1) or one
+// shared atomic per value (0). Measured on the H100 (docs/perf-notes.md, v6):
+// aggregation is 2-13% slower on every row_per_warp shape, so 0.
+#ifndef FASTTOPK_TUNE_WARP_AGGREGATE
+#define FASTTOPK_TUNE_WARP_AGGREGATE 0
+#endif
+
 /*
  * Bitonic sort, descending, of 32 * kPerLane values held in registers.
  * Element e = lane * kPerLane + j lives in v[j] of lane `lane`; on return the
@@ -74,8 +81,9 @@ __device__ __forceinline__ uint32_t warp_inclusive_sum(uint32_t x) {
  * skipped. The result does not depend on enumeration or atomic order.
  *
  * `histogram` is this warp's 256 counters (16-byte aligned, not shared with
- * other warps). `for_each(f)` calls f(value) for each of the calling lane's
- * values; the lanes' sets together form the whole set.
+ * other warps). `for_each(f)` calls f(value, in) with all 32 lanes converged
+ * (the histogram update may use warp-collective operations); the values with
+ * in == true, over all lanes and calls, form the whole set.
  */
 template <int kKeyBits, typename ForEach>
 __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint32_t k,
@@ -95,10 +103,16 @@ __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint
     bins4[2 * lane + 1] = make_uint4(0, 0, 0, 0);
     __syncwarp();
     const uint64_t high_mask = shift + kBits >= 64 ? 0ull : ~((1ull << (shift + kBits)) - 1ull);
-    for_each([&](uint64_t v) {
-      if (((v ^ prefix) & high_mask) == 0) {
-        atomicAdd(&histogram[static_cast<uint32_t>(v >> shift) & 255u], 1u);
-      }
+    for_each([&](uint64_t v, bool in) {
+      const bool counted = in && ((v ^ prefix) & high_mask) == 0;
+      const uint32_t bin = static_cast<uint32_t>(v >> shift) & 255u;
+#if FASTTOPK_TUNE_WARP_AGGREGATE
+      // Candidate pools crowd into a few bins: one atomic per distinct bin.
+      const uint32_t peers = __match_any_sync(kFullWarp, counted ? bin : 256u);
+      if (counted && lane == __ffs(peers) - 1) atomicAdd(&histogram[bin], __popc(peers));
+#else
+      if (counted) atomicAdd(&histogram[bin], 1u);
+#endif
     });
     __syncwarp();
     // Lane l owns bins 8(31-l) .. 8(31-l)+7, so lane 0 holds the top bins and
