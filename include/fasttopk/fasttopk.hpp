@@ -88,8 +88,9 @@ enum class Algorithm : int32_t {
   /// One CTA per row with the whole row on chip (cols <= 16384, k <= 2048):
   /// one read of the input, selection and sort in shared memory.
   kRowPerCta = 3,
-  /// One warp per row, the row in registers (cols <= 4096, k <= 128): for
-  /// many short rows at memory speed; no block barriers.
+  /// One warp per row (k <= 128, any row length): the row streams through
+  /// registers in 1024-element tiles with the next tile in flight, filtered
+  /// into a small candidate pool; no block barriers. For many rows.
   kRowPerWarp = 4,
 };
 

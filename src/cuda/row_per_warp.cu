@@ -1,10 +1,11 @@
 // Algorithm family "row_per_warp": many short rows at memory speed.
 //
-// For batches of rows of up to 4096 elements (MoE routers, small
-// vocabularies, large-batch decode) one warp owns one row: the row is read
-// once with 16-byte loads straight into registers, and selection and sort
-// happen in the warp with no block barriers, so thousands of rows are in
-// flight at once and one row's loads overlap other rows' selection.
+// For batches of many rows (MoE routers, small vocabularies, large-batch
+// decode; Auto uses it for k <= 64 at >= 512 rows or <= 2048 columns) one
+// warp owns one row: the row is read once with 16-byte loads straight into
+// registers, tile by tile, and filtering, selection and sort happen in the
+// warp with no block barriers, so one row's selection overlaps the loads of
+// the next tile and of other warps' rows.
 #include <algorithm>
 #include <cstdint>
 
