@@ -71,6 +71,13 @@ decltype(auto) dispatch_dtype(DType dtype, F&& f) {
   }
 }
 
+/// Bits needed for every index of a row of `cols` elements (at least 1): the
+/// index digits a packed (key, ~index) select has to look at.
+inline int index_bits_for(int64_t cols) {
+  const uint32_t largest_index = cols > 1 ? static_cast<uint32_t>(cols - 1) : 0u;
+  return largest_index == 0 ? 1 : 32 - __builtin_clz(largest_index);
+}
+
 constexpr std::size_t align_up(std::size_t bytes, std::size_t alignment) {
   return (bytes + alignment - 1) / alignment * alignment;
 }

@@ -187,7 +187,6 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   __shared__ WarpScratch scratch_all[kWarpsPerCta];
 
   const int lane = threadIdx.x & 31;
-  const uint32_t lane_mask_below = (1u << lane) - 1u;
   WarpScratch& scratch = scratch_all[threadIdx.x >> 5];
   uint64_t* winners = reinterpret_cast<uint64_t*>(scratch.histogram);
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerCta;
@@ -263,26 +262,10 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       if (pool_count + entering > kPoolCapacity) {
         // Cut the pool to its exact top k and raise the threshold.
         if (pool_count > static_cast<uint32_t>(k)) {
-          const uint32_t count = pool_count;
-          const uint64_t cut =
-              warp_select_packed<Format::kKeyBits>(scratch.histogram, k, index_bits, [&](auto&& f) {
-                for (uint32_t base = 0; base < count; base += 32) {
-                  const uint32_t t = base + lane;
-                  f(t < count ? scratch.pool[t] : 0ull, t < count);
-                }
-              });
-          uint32_t kept = 0;  // in place: a value only moves to a lower slot
-          for (uint32_t base = 0; base < count; base += 32) {
-            const uint32_t t = base + lane;
-            const uint64_t v = t < count ? scratch.pool[t] : 0ull;
-            const bool keep = t < count && v >= cut;
-            const uint32_t ballot = __ballot_sync(kFullWarp, keep);
-            __syncwarp();
-            if (keep) scratch.pool[kept + __popc(ballot & lane_mask_below)] = v;
-            kept += __popc(ballot);
-          }
-          __syncwarp();
-          pool_count = kept;
+          const uint64_t cut = warp_top_k_packed<Format::kKeyBits>(
+              scratch.histogram, pool_count, k, index_bits,
+              [&](uint32_t t) { return scratch.pool[t]; }, scratch.pool);
+          pool_count = k;
           const uint32_t cut_key = packed_key(cut);
           threshold = max(threshold, cut_key == 0xffffffffu ? cut_key : cut_key + 1u);
           floor_key = max(threshold, 1u);
@@ -311,48 +294,15 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
 
     // ---- finish the row: exact top k, sort, write --------------------------
     if (k > 0 && !slow && pool_count >= static_cast<uint32_t>(k)) {
-      const uint32_t count = pool_count;
-      uint64_t cut = 0;  // every candidate wins when there are exactly k
-      if (count > static_cast<uint32_t>(k)) {
-        cut = warp_select_packed<Format::kKeyBits>(scratch.histogram, k, index_bits, [&](auto&& f) {
-          for (uint32_t base = 0; base < count; base += 32) {
-            const uint32_t t = base + lane;
-            f(t < count ? scratch.pool[t] : 0ull, t < count);
-          }
-        });
-      }
-      uint32_t taken = 0;
-      for (uint32_t base = 0; base < count; base += 32) {
-        const uint32_t t = base + lane;
-        const uint64_t v = t < count ? scratch.pool[t] : 0ull;
-        const bool take = t < count && v >= cut;
-        const uint32_t ballot = __ballot_sync(kFullWarp, take);
-        if (take) winners[taken + __popc(ballot & lane_mask_below)] = v;
-        taken += __popc(ballot);
-      }
+      warp_top_k_packed<Format::kKeyBits>(
+          scratch.histogram, pool_count, k, index_bits, [&](uint32_t t) { return scratch.pool[t]; },
+          winners);
     } else if (k > 0) {
       // Slow path: exact select over the whole row, re-read from L1/L2.
-      const Bits* in = r.in;
-      const int length = r.length;
-      auto value_at = [&](int i) { return pack_key_index(rank_key<Format>(in[i], largest), i); };
-      uint64_t cut = 0;
-      if (k < length) {
-        cut = warp_select_packed<Format::kKeyBits>(scratch.histogram, k, index_bits, [&](auto&& f) {
-          for (int base = 0; base < length; base += 32) {
-            const int i = base + lane;
-            f(i < length ? value_at(i) : 0ull, i < length);
-          }
-        });
-      }
-      uint32_t taken = 0;
-      for (int base = 0; base < length; base += 32) {
-        const int i = base + lane;
-        const uint64_t v = i < length ? value_at(i) : 0ull;
-        const bool take = i < length && v >= cut;
-        const uint32_t ballot = __ballot_sync(kFullWarp, take);
-        if (take) winners[taken + __popc(ballot & lane_mask_below)] = v;
-        taken += __popc(ballot);
-      }
+      warp_top_k_packed<Format::kKeyBits>(
+          scratch.histogram, r.length, k, index_bits,
+          [&](uint32_t i) { return pack_key_index(rank_key<Format>(r.in[i], largest), i); },
+          winners);
     }
     __syncwarp();
     if (q.k <= 32) {
@@ -365,8 +315,6 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     __syncwarp();  // the winners (histogram) are read before the next row's select
   }
 }
-
-int bit_width(uint32_t v) { return v == 0 ? 0 : 32 - __builtin_clz(v); }
 
 /// Elements per lane and tile: 8 (256-element tiles) when every row fits one
 /// such tile, else 32 (1024-element tiles).
@@ -388,7 +336,7 @@ std::size_t workspace(const Problem&, const DeviceFacts&) { return 0; }
 
 template <typename Format>
 void launch_for_format(const Problem& q, const DeviceFacts& device, cudaStream_t stream) {
-  const int index_bits = std::max(1, bit_width(static_cast<uint32_t>(q.cols - 1)));
+  const int index_bits = index_bits_for(q.cols);
   const int64_t needed = (q.rows + kWarpsPerCta - 1) / kWarpsPerCta;
   const int64_t resident = static_cast<int64_t>(device.sm_count) * kCtasPerSm;
   const unsigned grid = static_cast<unsigned>(std::min(needed, resident));

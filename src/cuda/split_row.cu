@@ -57,8 +57,6 @@ struct SplitPlan {
   std::size_t shared_bytes;
 };
 
-int bit_width(uint32_t v) { return v == 0 ? 0 : 32 - __builtin_clz(v); }
-
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /// Candidate slots of a plan with `splits` CTAs per row.
@@ -85,7 +83,7 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, S
   plan->splits = static_cast<int>(splits);
   plan->chunk = static_cast<int>(chunk);
   plan->slots = static_cast<int>(std::min<int64_t>(q.k, chunk));
-  plan->index_bits = std::max(1, bit_width(static_cast<uint32_t>(q.cols - 1)));
+  plan->index_bits = index_bits_for(q.cols);
   std::size_t sort_capacity = 2;  // power of two >= k (the kernel sorts a power of two)
   while (sort_capacity < static_cast<std::size_t>(q.k)) sort_capacity <<= 1;
   const std::size_t phase_a = static_cast<std::size_t>(chunk) * sizeof(uint32_t);

@@ -161,4 +161,39 @@ __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint
   return prefix;
 }
 
+/// The exact top k of `count` unique packed values: writes the values >= the
+/// k-th largest to dest[0 .. min(k, count)) in no particular order and
+/// returns that cut (0 when count <= k, i.e. every value is kept).
+/// `value_at(i)` gives value i in [0, count); dest may be the storage that
+/// value_at reads (in-place compaction: a value only moves to a lower slot,
+/// and every lane reads before any lane writes in each round).
+template <int kKeyBits, typename ValueAt>
+__device__ __forceinline__ uint64_t warp_top_k_packed(uint32_t* histogram, uint32_t count,
+                                                      uint32_t k, int index_bits,
+                                                      ValueAt&& value_at, uint64_t* dest) {
+  const int lane = threadIdx.x & 31;
+  uint64_t cut = 0;
+  if (count > k) {
+    cut = warp_select_packed<kKeyBits>(histogram, k, index_bits, [&](auto&& f) {
+      for (uint32_t base = 0; base < count; base += 32) {
+        const uint32_t i = base + lane;
+        f(i < count ? value_at(i) : 0ull, i < count);
+      }
+    });
+  }
+  const uint32_t lane_mask_below = (1u << lane) - 1u;
+  uint32_t taken = 0;
+  for (uint32_t base = 0; base < count; base += 32) {
+    const uint32_t i = base + lane;
+    const uint64_t v = i < count ? value_at(i) : 0ull;
+    const bool take = i < count && v >= cut;
+    const uint32_t ballot = __ballot_sync(kFullWarp, take);
+    __syncwarp();
+    if (take) dest[taken + __popc(ballot & lane_mask_below)] = v;
+    taken += __popc(ballot);
+  }
+  __syncwarp();
+  return cut;
+}
+
 }  // namespace fasttopk::detail
