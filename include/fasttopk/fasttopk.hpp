@@ -90,7 +90,10 @@ enum class Algorithm : int32_t {
   kRowPerCta = 3,
   /// One warp per row (k <= 128, any row length): the row streams through
   /// registers in 1024-element tiles with the next tile in flight, filtered
-  /// into a small candidate pool; no block barriers. For many rows.
+  /// into a small candidate pool; no block barriers. For many rows; with
+  /// fewer rows than a fifth of the resident warps, each row is split across
+  /// up to 64 warps whose sorted lists the row's last warp merges (then it
+  /// needs a workspace).
   kRowPerWarp = 4,
 };
 

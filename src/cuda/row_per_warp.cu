@@ -1,11 +1,17 @@
-// Algorithm family "row_per_warp": many short rows at memory speed.
+// Algorithm family "row_per_warp": many rows at memory speed, and few long
+// rows split across warps.
 //
-// For batches of many rows (MoE routers, small vocabularies, large-batch
-// decode; Auto uses it for k <= 64 at >= 512 rows or <= 2048 columns) one
-// warp owns one row: the row is read once with 16-byte loads straight into
-// registers, tile by tile, and filtering, selection and sort happen in the
-// warp with no block barriers, so one row's selection overlaps the loads of
-// the next tile and of other warps' rows.
+// One warp owns one row segment: the segment is read once with 16-byte loads
+// straight into registers, tile by tile, and filtering, selection and sort
+// happen in the warp with no block barriers, so one segment's selection
+// overlaps the loads of the next tile and of other warps' segments.
+//
+// With many rows (MoE routers, small vocabularies, large-batch decode) a
+// segment is a whole row and the warp writes the row's output. With fewer
+// rows than resident warps (256 x 128k, 1024 x 32000, decode batches) each
+// row is cut into `segments` segments so that every resident warp streams
+// one; each segment's sorted top k goes to the workspace, and the last warp
+// of the row to finish (an atomic ticket) merges the lists.
 #include <algorithm>
 #include <cstdint>
 
@@ -23,16 +29,43 @@ constexpr int kMaxCols = 1 << 30;  // tile arithmetic stays in int
 #ifndef FASTTOPK_TUNE_RPW_CTAS_PER_SM
 #define FASTTOPK_TUNE_RPW_CTAS_PER_SM 4
 #endif
-// Persistent grid: CTAs per SM (each warp then loops over rows, prefetching).
+// Persistent grid: CTAs per SM (each warp then loops over segments, prefetching).
 constexpr int kCtasPerSm = FASTTOPK_TUNE_RPW_CTAS_PER_SM;
-constexpr int kPoolCapacity = 256;    // candidates one warp keeps in shared memory
+// Packed values one warp keeps in shared memory: the filter's candidate pool
+// (kPoolCapacity of them) and the merge's window of the segment lists.
+constexpr int kPoolStorage = 512;
+#ifndef FASTTOPK_TUNE_RPW_POOL
+#define FASTTOPK_TUNE_RPW_POOL 256
+#endif
+constexpr int kPoolCapacity = FASTTOPK_TUNE_RPW_POOL;
+static_assert(kPoolCapacity <= kPoolStorage, "the pool lives in the warp's storage");
 constexpr int kGroupsPerLaneMax = 8;  // group maxima per lane for the threshold
+#ifndef FASTTOPK_TUNE_RPW_MIN_SEGMENT
+#define FASTTOPK_TUNE_RPW_MIN_SEGMENT 2048
+#endif
+// Rows are only split into segments of at least this many elements (shorter
+// ones are mostly fixed cost), at most kMaxSegments of them, and segment
+// lengths are multiples of kSegmentGranule (so segments start 16-byte aligned
+// relative to the row start).
+constexpr int kMinSegment = FASTTOPK_TUNE_RPW_MIN_SEGMENT;
+constexpr int kSegmentGranule = 1024;
+constexpr int kMaxSegments = 64;
+
+/// How rows are cut into segments (host-side plan, passed to the kernel).
+struct SegmentPlan {
+  int segments;        // warps per row; 1: a warp owns a whole row
+  int segment_length;  // elements per segment (the last one may be shorter)
+  int window;          // leading list entries per segment the merge reads first
+  int index_bits;      // bits needed for an index < cols
+};
 
 /// One warp's shared memory. The histogram is reused for the k winners after
-/// the select (256 counters = 128 packed values >= kMaxK).
+/// the select (256 counters = 128 packed values >= kMaxK). Whole rows need
+/// only the filter's pool; split rows also the merge's window.
+template <int kPoolSlots>
 struct alignas(16) WarpScratch {
   uint32_t histogram[256];
-  uint64_t pool[kPoolCapacity];
+  uint64_t pool[kPoolSlots];
 };
 static_assert(sizeof(uint32_t) * 256 >= sizeof(uint64_t) * kMaxK, "winners alias the histogram");
 
@@ -64,68 +97,218 @@ __device__ __forceinline__ uint32_t group_max_threshold(const uint32_t (&maxima)
   return __shfl_sync(kFullWarp, mine, (k - 1) / kGroups);
 }
 
-/// Sorts the row's k winners (winners[0 .. k_row), any order) descending and
-/// writes output slots 0 .. q.k of the row (sentinels after k_row).
-/// 32 * kPerLane >= q.k.
-template <typename Format, int kPerLane>
-__device__ __forceinline__ void sort_and_write(const Problem& q, const typename Format::Bits* in,
-                                               int64_t row, const uint64_t* winners, int k_row) {
+/// Loads winners[0 .. count) (any order) into registers and sorts them
+/// descending: sorted position p = lane * kPerLane + j is v[j]; positions
+/// >= count hold packed 0, which ranks below every real value.
+template <int kPerLane>
+__device__ __forceinline__ void sort_winners(const uint64_t* winners, int count,
+                                             uint64_t (&v)[kPerLane]) {
   const int lane = threadIdx.x & 31;
-  uint64_t v[kPerLane];
 #pragma unroll
   for (int j = 0; j < kPerLane; ++j) {
     const int p = lane * kPerLane + j;
-    v[j] = p < k_row ? winners[p] : 0ull;  // packed 0 ranks below every real value
+    v[j] = p < count ? winners[p] : 0ull;
   }
-  if (k_row > 1) warp_bitonic_sort_descending<uint64_t, kPerLane>(v);
+  if (count > 1) warp_bitonic_sort_descending<uint64_t, kPerLane>(v);
+}
+
+/// Sorts the row's k_row winners (any order) and writes output slots
+/// 0 .. q.k of the row (sentinels after k_row). 32 * kPerLane >= q.k.
+template <typename Format, int kPerLane>
+__device__ __forceinline__ void sort_and_write_row(const Problem& q,
+                                                   const typename Format::Bits* row_in, int64_t row,
+                                                   const uint64_t* winners, int k_row) {
+  const int lane = threadIdx.x & 31;
+  uint64_t v[kPerLane];
+  sort_winners<kPerLane>(winners, k_row, v);
 #pragma unroll
   for (int j = 0; j < kPerLane; ++j) {
     const int p = lane * kPerLane + j;
     if (p < q.k) {
-      write_output<Format>(q, in, row, p,
+      write_output<Format>(q, row_in, row, p,
                            p < k_row ? static_cast<int64_t>(packed_index(v[j])) : -1);
     }
   }
 }
 
-/// Where a row's data lives and how much of it there is. A row is read as
-/// tiles of kTile aligned positions: element i sits at aligned position
-/// i + offset, where `offset` elements lie between the 16-byte boundary at or
-/// below the row start and the row start.
+/// Sorts a segment's k winners (any order) and stores them, descending, to
+/// list[0 .. k). 32 * kPerLane >= k.
+template <int kPerLane>
+__device__ __forceinline__ void sort_and_store_list(const uint64_t* winners, int k,
+                                                    uint64_t* list) {
+  const int lane = threadIdx.x & 31;
+  uint64_t v[kPerLane];
+  sort_winners<kPerLane>(winners, k, v);
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    const int p = lane * kPerLane + j;
+    if (p < k) list[p] = v[j];
+  }
+}
+
+/// The register-sort width for q.k: values per lane, 1, 2 or 4.
+__device__ __forceinline__ int sort_width(int64_t k) { return k <= 32 ? 1 : k <= 64 ? 2 : 4; }
+
+template <typename Format>
+__device__ __forceinline__ void write_row(const Problem& q, const typename Format::Bits* row_in,
+                                          int64_t row, const uint64_t* winners, int k_row) {
+  switch (sort_width(q.k)) {
+    case 1:
+      sort_and_write_row<Format, 1>(q, row_in, row, winners, k_row);
+      break;
+    case 2:
+      sort_and_write_row<Format, 2>(q, row_in, row, winners, k_row);
+      break;
+    default:
+      sort_and_write_row<Format, 4>(q, row_in, row, winners, k_row);
+  }
+}
+
+__device__ __forceinline__ void store_list(int64_t max_k, const uint64_t* winners, int k,
+                                           uint64_t* list) {
+  switch (sort_width(max_k)) {
+    case 1:
+      sort_and_store_list<1>(winners, k, list);
+      break;
+    case 2:
+      sort_and_store_list<2>(winners, k, list);
+      break;
+    default:
+      sort_and_store_list<4>(winners, k, list);
+  }
+}
+
+/// Elements of a row's segment `segment`: its length and its k.
+struct SegmentShape {
+  int begin;   // row index of the segment's first element
+  int length;  // elements considered
+  int k;       // elements selected: min(the row's k, length)
+};
+
+__device__ __forceinline__ SegmentShape segment_shape(const SegmentPlan& plan, RowShape row,
+                                                      int segment) {
+  SegmentShape s;
+  s.begin = segment * plan.segment_length;
+  s.length = max(0, min(plan.segment_length, row.length - s.begin));
+  s.k = min(row.k, s.length);
+  return s;
+}
+
+/// A segment's data (one warp's unit of work). It is read as tiles of kTile
+/// aligned positions: element i sits at aligned position i + offset, where
+/// `offset` elements lie between the 16-byte boundary at or below the
+/// segment start and the segment start.
 template <typename Bits>
-struct RowRef {
-  const Bits* in;  // the row's first element
+struct SegmentRef {
+  const Bits* in;  // the segment's first element
+  int begin;       // row index of in[0]
   int length;      // elements considered
   int k;           // elements selected
   int offset;      // misalignment of `in` in elements
   int tiles;       // 0 when there is nothing to select (k == 0)
 };
 
-template <typename Format, int kTileSlots>
-__device__ __forceinline__ RowRef<typename Format::Bits> describe_row(const Problem& q,
-                                                                      int64_t row) {
+template <typename Format, int kTileSlots, bool kSplitRows>
+__device__ __forceinline__ SegmentRef<typename Format::Bits> describe_segment(
+    const Problem& q, const SegmentPlan& plan, int64_t item) {
   using Bits = typename Format::Bits;
   constexpr int kTile = 32 * kTileSlots;
+  const int64_t row = kSplitRows ? item / plan.segments : item;
   const RowShape shape =
       row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols), static_cast<int>(q.k));
-  RowRef<Bits> r;
-  r.in = static_cast<const Bits*>(q.input) + row * q.row_stride;
-  r.length = shape.length;
-  r.k = shape.k;
+  const SegmentShape seg =
+      kSplitRows ? segment_shape(plan, shape, static_cast<int>(item - row * plan.segments))
+                 : SegmentShape{0, shape.length, shape.k};
+  SegmentRef<Bits> r;
+  r.in = static_cast<const Bits*>(q.input) + row * q.row_stride + seg.begin;
+  r.begin = seg.begin;
+  r.length = seg.length;
+  r.k = seg.k;
   r.offset = static_cast<int>((reinterpret_cast<uintptr_t>(r.in) & 15u) / sizeof(Bits));
-  r.tiles = shape.k > 0 ? (shape.length + r.offset + kTile - 1) / kTile : 0;
+  r.tiles = seg.k > 0 ? (seg.length + r.offset + kTile - 1) / kTile : 0;
   return r;
 }
 
-/// Issues the loads of tile `tile` of row `r` into `raw` (no wait). Lane l's
-/// slot j holds aligned position tile * kTile + (j / kVec) * 32 * kVec +
+/*
+ * The merge of a row's segment lists, by the last warp of the row. `lists`
+ * holds segment s's sorted (descending) top k_s at lists[s * list_stride ..].
+ * Writes the row's top `row.k` packed values to `winners` (any order).
+ *
+ * Fast path: the window, the first `window` entries of every list, goes to
+ * the pool in one batch of loads, and its exact top k (cut P) is selected
+ * there. Every element of the row's top k is >= the row's k-th largest,
+ * which is >= P (P is the k-th largest of a subset). A list entry outside
+ * the window is <= the list's last window entry; so if every list that goes
+ * on past the window ends its window below P, no element outside the window
+ * can be in the top k, and the window's top k is the row's. Otherwise (the
+ * top k crowds into a few segments: sorted or adversarial rows) the select
+ * runs over the whole lists.
+ */
+template <int kKeyBits>
+__device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape row,
+                                               const uint64_t* lists, int list_stride,
+                                               WarpScratch<kPoolStorage>& scratch,
+                                               uint64_t* winners) {
+  const int lane = threadIdx.x & 31;
+  const int window = plan.window;
+  const int window_slots = plan.segments * window;  // <= kPoolStorage (make_plan)
+  constexpr int kBatch = 4;
+  uint32_t real = 0;  // window entries that are list entries, not fillers
+#pragma unroll 1
+  for (int base = 0; base < window_slots; base += 32 * kBatch) {
+    uint64_t v[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int t = base + u * 32 + lane;
+      const int s = t / window;
+      const int j = t - s * window;
+      const bool in_list = t < window_slots && j < segment_shape(plan, row, s).k;
+      v[u] = in_list ? __ldcg(lists + s * list_stride + j) : 0ull;
+      real += in_list ? 1u : 0u;
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int t = base + u * 32 + lane;
+      if (t < window_slots) scratch.pool[t] = v[u];
+    }
+  }
+  real = __reduce_add_sync(kFullWarp, real);
+  __syncwarp();
+  // Fillers (packed 0) rank below every list entry; with >= row.k real
+  // entries they are never selected.
+  bool complete = real >= static_cast<uint32_t>(row.k);
+  if (complete) {
+    const uint64_t cut = warp_top_k_packed<kKeyBits>(
+        scratch.histogram, window_slots, row.k, plan.index_bits,
+        [&](uint32_t t) { return scratch.pool[t]; }, winners);
+    for (int s = lane; s < plan.segments; s += 32) {
+      if (segment_shape(plan, row, s).k > window && scratch.pool[s * window + window - 1] >= cut) {
+        complete = false;
+      }
+    }
+    complete = __all_sync(kFullWarp, complete);
+  }
+  if (!complete) {
+    warp_top_k_packed<kKeyBits>(
+        scratch.histogram, plan.segments * list_stride, row.k, plan.index_bits,
+        [&](uint32_t i) {
+          const int s = static_cast<int>(i) / list_stride;
+          const int j = static_cast<int>(i) - s * list_stride;
+          return j < segment_shape(plan, row, s).k ? __ldcg(lists + i) : 0ull;
+        },
+        winners);
+  }
+}
+
+/// Issues the loads of tile `tile` of segment `r` into `raw` (no wait). Lane
+/// l's slot j holds aligned position tile * kTile + (j / kVec) * 32 * kVec +
 /// l * kVec + j % kVec: a warp's vector loads cover 512 contiguous bytes.
-/// Full vectors are one aligned 16-byte load; vectors that straddle the row's
-/// ends load their in-row elements one by one (others read as 0 and are
+/// Full vectors are one aligned 16-byte load; vectors that straddle the
+/// segment's ends load their in-row elements one by one (others read as 0 and are
 /// masked when converted).
 template <typename Bits, int kTileSlots>
 __device__ __forceinline__ void load_tile(uint4 (&raw)[kTileSlots * sizeof(Bits) / 16],
-                                          const RowRef<Bits>& r, int tile) {
+                                          const SegmentRef<Bits>& r, int tile) {
   constexpr int kVec = 16 / sizeof(Bits);
   constexpr int kVectors = kTileSlots / kVec;
   const int lane = threadIdx.x & 31;
@@ -152,58 +335,66 @@ __device__ __forceinline__ void load_tile(uint4 (&raw)[kTileSlots * sizeof(Bits)
 }
 
 /*
- * Persistent warps; warp w of the grid's W warps takes rows w, w + W, ...
- * Each row is streamed as tiles of 32 * kTileSlots elements through
- * registers, and the next tile (of this row or of the warp's next row) is
- * always in flight while the current one is filtered: one row's selection
- * overlaps the next row's loads.
+ * Persistent warps; warp w of the grid's W warps takes work items w, w + W,
+ * ..., item = row * segments + segment. Each segment is streamed as tiles of
+ * 32 * kTileSlots elements through registers, and the next tile (of this
+ * segment or of the warp's next one) is always in flight while the current
+ * one is filtered: one segment's selection overlaps the next one's loads.
  *
- *  Filter. A row keeps a pool of candidates (packed (key, ~index), unique) in
- *  the warp's shared memory and a key threshold T with the invariant
- *  "every element of the row's top k that has been seen is in the pool or has
- *  a key >= T and is still to come". Elements with key >= max(T, 1) enter the
- *  pool (one warp prefix sum per tile).
- *   - First tile: T = group_max_threshold, a lower bound of the row's k-th
- *     largest key (k distinct elements of the tile have keys >= T).
+ *  Filter. A segment keeps a pool of candidates (packed (key, ~index),
+ *  unique) in the warp's shared memory and a key threshold T with the
+ *  invariant "every element of the segment's top k that has been seen is in
+ *  the pool or has a key >= T and is still to come". Elements with key >=
+ *  max(T, 1) enter the pool (one warp prefix sum per tile).
+ *   - First tile: T = group_max_threshold, a lower bound of the segment's
+ *     k-th largest key (k distinct elements of the tile have keys >= T).
  *   - When a tile would overflow the pool, the pool is cut to its exact top k
- *     by warp_select_packed (cut value P) and T becomes key(P) + 1: a later
+ *     by warp_top_k_packed (cut value P) and T becomes key(P) + 1: a later
  *     element with key(P) loses the tie to P on index, so it cannot enter.
  *  Key 0 (padding, and NaN under largest == false) never enters; if fewer
  *  than k elements entered, or a tile overflows even after a cut (heavy
- *  ties: all-equal rows, low-entropy bf16), the row takes the slow path: an
- *  exact select over the whole row re-read from L1/L2.
- *  Finish. Cut the pool to its top k, bitonic-sort the k winners in
- *  registers, write. Packed values are unique, so every step is exact and
- *  independent of timing: deterministic, ties to the lowest index.
+ *  ties: all-equal rows, low-entropy bf16), the segment takes the slow path:
+ *  an exact select over the whole segment re-read from L1/L2.
+ *  Finish. Cut the pool to its top k. One segment per row: bitonic-sort the k
+ *  winners in registers and write the row. Several: store the sorted winners
+ *  as the segment's list in the workspace, __threadfence, take a ticket of
+ *  the row; the warp that takes the last ticket merges the row's lists
+ *  (merge_segments) and writes the row. No warp waits for another.
+ *  Packed values are unique, so every step is exact and independent of
+ *  timing: deterministic, ties to the lowest index.
  */
-template <typename Format, int kTileSlots>
+template <typename Format, int kTileSlots, bool kSplitRows>
 __global__ void __launch_bounds__(kThreads, kCtasPerSm)
-    row_per_warp_kernel(Problem q, int index_bits) {
+    row_per_warp_kernel(Problem q, SegmentPlan plan, uint64_t* lists, uint32_t* tickets) {
   using Bits = typename Format::Bits;
   constexpr int kVec = 16 / sizeof(Bits);
   constexpr int kVectors = kTileSlots / kVec;
   constexpr int kTile = 32 * kTileSlots;
   static_assert(kTileSlots % kVec == 0 && kTileSlots % kGroupsPerLaneMax == 0, "tile shape");
-  __shared__ WarpScratch scratch_all[kWarpsPerCta];
+  using Scratch = WarpScratch<kSplitRows ? kPoolStorage : kPoolCapacity>;
+  __shared__ Scratch scratch_all[kWarpsPerCta];
 
   const int lane = threadIdx.x & 31;
-  WarpScratch& scratch = scratch_all[threadIdx.x >> 5];
+  Scratch& scratch = scratch_all[threadIdx.x >> 5];
   uint64_t* winners = reinterpret_cast<uint64_t*>(scratch.histogram);
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerCta;
+  const int64_t items = kSplitRows ? q.rows * plan.segments : q.rows;
   const bool largest = q.largest;
 
-  int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + (threadIdx.x >> 5);
+  int64_t item = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + (threadIdx.x >> 5);
   uint4 raw[kVectors];
-  RowRef<Bits> next{};
-  if (row < q.rows) {
-    next = describe_row<Format, kTileSlots>(q, row);
+  SegmentRef<Bits> next{};
+  if (item < items) {
+    next = describe_segment<Format, kTileSlots, kSplitRows>(q, plan, item);
     if (next.tiles > 0) load_tile<Bits, kTileSlots>(raw, next, 0);
   }
-  for (; row < q.rows; row += warps) {
-    const RowRef<Bits> r = next;
-    const int64_t next_row = row + warps;
-    next = RowRef<Bits>{};
-    if (next_row < q.rows) next = describe_row<Format, kTileSlots>(q, next_row);
+  for (; item < items; item += warps) {
+    const SegmentRef<Bits> r = next;
+    const int64_t next_item = item + warps;
+    next = SegmentRef<Bits>{};
+    if (next_item < items) {
+      next = describe_segment<Format, kTileSlots, kSplitRows>(q, plan, next_item);
+    }
     const int k = r.k;
 
     if (r.tiles == 0 && next.tiles > 0) load_tile<Bits, kTileSlots>(raw, next, 0);
@@ -263,7 +454,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
         // Cut the pool to its exact top k and raise the threshold.
         if (pool_count > static_cast<uint32_t>(k)) {
           const uint64_t cut = warp_top_k_packed<Format::kKeyBits>(
-              scratch.histogram, pool_count, k, index_bits,
+              scratch.histogram, pool_count, k, plan.index_bits,
               [&](uint32_t t) { return scratch.pool[t]; }, scratch.pool);
           pool_count = k;
           const uint32_t cut_key = packed_key(cut);
@@ -285,34 +476,53 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       for (int j = 0; j < kTileSlots; ++j) {
         if (keys[j] >= floor_key) {
           const int i = tile_base + (j / kVec) * 32 * kVec + j % kVec;
-          scratch.pool[position++] = pack_key_index(keys[j], static_cast<uint32_t>(i));
+          scratch.pool[position++] = pack_key_index(keys[j], static_cast<uint32_t>(r.begin + i));
         }
       }
       pool_count += entering;
       __syncwarp();
     }
 
-    // ---- finish the row: exact top k, sort, write --------------------------
+    // ---- finish the segment: exact top k -----------------------------------
     if (k > 0 && !slow && pool_count >= static_cast<uint32_t>(k)) {
       warp_top_k_packed<Format::kKeyBits>(
-          scratch.histogram, pool_count, k, index_bits, [&](uint32_t t) { return scratch.pool[t]; },
-          winners);
+          scratch.histogram, pool_count, k, plan.index_bits,
+          [&](uint32_t t) { return scratch.pool[t]; }, winners);
     } else if (k > 0) {
-      // Slow path: exact select over the whole row, re-read from L1/L2.
+      // Slow path: exact select over the whole segment, re-read from L1/L2.
       warp_top_k_packed<Format::kKeyBits>(
-          scratch.histogram, r.length, k, index_bits,
-          [&](uint32_t i) { return pack_key_index(rank_key<Format>(r.in[i], largest), i); },
+          scratch.histogram, r.length, k, plan.index_bits,
+          [&](uint32_t i) {
+            return pack_key_index(rank_key<Format>(r.in[i], largest), r.begin + i);
+          },
           winners);
     }
     __syncwarp();
-    if (q.k <= 32) {
-      sort_and_write<Format, 1>(q, r.in, row, winners, k);
-    } else if (q.k <= 64) {
-      sort_and_write<Format, 2>(q, r.in, row, winners, k);
+    const int64_t row = kSplitRows ? item / plan.segments : item;
+    const Bits* row_in = static_cast<const Bits*>(q.input) + row * q.row_stride;
+    if constexpr (!kSplitRows) {
+      write_row<Format>(q, row_in, row, winners, k);
     } else {
-      sort_and_write<Format, 4>(q, r.in, row, winners, k);
+      // ---- hand-off: the last warp of the row merges ----------------------
+      store_list(q.k, winners, k, lists + item * q.k);
+      __threadfence();
+      __syncwarp();
+      uint32_t last = 0;
+      if (lane == 0)
+        last = atomicAdd(&tickets[row], 1u) == static_cast<uint32_t>(plan.segments - 1);
+      if (__shfl_sync(kFullWarp, last, 0) != 0) {
+        __threadfence();
+        const RowShape shape = row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols),
+                                         static_cast<int>(q.k));
+        if (shape.k > 0) {
+          merge_segments<Format::kKeyBits>(plan, shape, lists + row * plan.segments * q.k,
+                                           static_cast<int>(q.k), scratch, winners);
+        }
+        __syncwarp();
+        write_row<Format>(q, row_in, row, winners, shape.k);
+      }
     }
-    __syncwarp();  // the winners (histogram) are read before the next row's select
+    __syncwarp();  // the winners (histogram) are read before the next select
   }
 }
 
@@ -326,30 +536,77 @@ int tile_slots_for(const Problem& q) {
   return need <= 32 * 8 ? 8 : 32;
 }
 
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/// Segments per row: enough to give every resident warp a segment when rows
+/// are at most a fifth of the resident warps, with segments of >=
+/// kMinSegment elements, at most kMaxSegments, and a merge window (about
+/// 2k / segments + 4 entries per list, all of a list when that is no more)
+/// that fits kPoolStorage. Measured on the H100 (docs/perf-notes.md v7): 8-16
+/// segments per row are 1.5x faster than split_row (256x128256, 128x65536),
+/// but 2 per row lose to whole rows (1024x32000 fp32: 86-94 vs 72 µs).
+SegmentPlan make_plan(const Problem& q, const DeviceFacts& device) {
+  constexpr int64_t kMinFill = 5;  // split rows only with >= 5 resident warps per row
+  SegmentPlan plan{1, static_cast<int>(q.cols), 0, index_bits_for(q.cols)};
+  const int64_t resident_warps = int64_t{device.sm_count} * kCtasPerSm * kWarpsPerCta;
+  const int64_t fill = resident_warps / std::max<int64_t>(q.rows, 1);
+  if (q.k <= 0 || fill < kMinFill || q.cols < 2 * int64_t{kMinSegment}) return plan;
+  for (int64_t want = std::min<int64_t>({fill, q.cols / kMinSegment, kMaxSegments}); want >= 2;
+       --want) {
+    const int64_t length = ceil_div(ceil_div(q.cols, want), kSegmentGranule) * kSegmentGranule;
+    const int64_t segments = ceil_div(q.cols, length);
+    const int64_t window = std::min<int64_t>(q.k, ceil_div(2 * q.k, segments) + 4);
+    if (segments >= 2 && segments * window <= kPoolStorage) {
+      plan.segments = static_cast<int>(segments);
+      plan.segment_length = static_cast<int>(length);
+      plan.window = static_cast<int>(window);
+      return plan;
+    }
+  }
+  return plan;
+}
+
 const char* rejects(const Problem& q, const DeviceFacts&) {
   if (q.k > kMaxK) return "k > 128";
   if (q.cols > kMaxCols) return "cols > 2^30";
   return nullptr;
 }
 
-std::size_t workspace(const Problem&, const DeviceFacts&) { return 0; }
-
-template <typename Format>
-void launch_for_format(const Problem& q, const DeviceFacts& device, cudaStream_t stream) {
-  const int index_bits = index_bits_for(q.cols);
-  const int64_t needed = (q.rows + kWarpsPerCta - 1) / kWarpsPerCta;
-  const int64_t resident = static_cast<int64_t>(device.sm_count) * kCtasPerSm;
-  const unsigned grid = static_cast<unsigned>(std::min(needed, resident));
-  if (tile_slots_for(q) == 8) {
-    row_per_warp_kernel<Format, 8><<<grid, kThreads, 0, stream>>>(q, index_bits);
-  } else {
-    row_per_warp_kernel<Format, 32><<<grid, kThreads, 0, stream>>>(q, index_bits);
-  }
+/// Split rows need the per-row tickets and the segment lists.
+std::size_t workspace(const Problem& q, const DeviceFacts& device) {
+  const SegmentPlan plan = make_plan(q, device);
+  if (plan.segments == 1) return 0;
+  WorkspaceLayout w(nullptr);
+  w.take<uint32_t>(q.rows);
+  w.take<uint64_t>(static_cast<std::size_t>(q.rows) * plan.segments * q.k);
+  return w.bytes();
 }
 
-int launch(const Problem& q, const DeviceFacts& device, void*, cudaStream_t stream) {
+int launch(const Problem& q, const DeviceFacts& device, void* workspace, cudaStream_t stream) {
+  const SegmentPlan plan = make_plan(q, device);
+  uint32_t* tickets = nullptr;
+  uint64_t* lists = nullptr;
+  if (plan.segments > 1) {
+    // The tickets start at 0 in every call (no state survives between calls).
+    WorkspaceLayout w(workspace);
+    tickets = w.take<uint32_t>(q.rows);
+    lists = w.take<uint64_t>(static_cast<std::size_t>(q.rows) * plan.segments * q.k);
+    const cudaError_t e = cudaMemsetAsync(tickets, 0, q.rows * sizeof(uint32_t), stream);
+    if (e != cudaSuccess) return e;
+  }
+  const int64_t needed = ceil_div(q.rows * plan.segments, kWarpsPerCta);
+  const int64_t resident = static_cast<int64_t>(device.sm_count) * kCtasPerSm;
+  const unsigned grid = static_cast<unsigned>(std::min(needed, resident));
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
-    launch_for_format<decltype(format)>(q, device, stream);
+    using Format = decltype(format);
+    if (plan.segments > 1) {
+      row_per_warp_kernel<Format, 32, true><<<grid, kThreads, 0, stream>>>(q, plan, lists, tickets);
+    } else if (tile_slots_for(q) == 8) {
+      row_per_warp_kernel<Format, 8, false><<<grid, kThreads, 0, stream>>>(q, plan, lists, tickets);
+    } else {
+      row_per_warp_kernel<Format, 32, false>
+          <<<grid, kThreads, 0, stream>>>(q, plan, lists, tickets);
+    }
     return cudaGetLastError();
   });
 }

@@ -544,6 +544,15 @@ TEST_F(Gpu, LargeShapes) {
       {DType::kBFloat16, 1, 262144, 262144, Dist::kFewDistinct, PerRow::kNone},
       {DType::kFloat16, 1, 262144, 2048, Dist::kSortedDescending, PerRow::kNone},
       {DType::kFloat32, 3, 100000, 2000, Dist::kSpecial, PerRow::kBoth},
+      // Few long rows with k <= 128: row_per_warp splits them into segments.
+      // Sorted rows put the whole top k into one segment (the merge's window
+      // is not enough: its full-list fallback), per-row lengths leave later
+      // segments empty, all-equal rows take the exact slow path per segment.
+      {DType::kFloat32, 2, 100000, 100, Dist::kSortedAscending, PerRow::kNone},
+      {DType::kFloat16, 1, 262144, 128, Dist::kSortedDescending, PerRow::kNone},
+      {DType::kFloat32, 5, 100000, 100, Dist::kSpecial, PerRow::kBoth},
+      {DType::kBFloat16, 3, 70000, 64, Dist::kFewDistinct, PerRow::kLengths},
+      {DType::kFloat16, 2, 65536, 33, Dist::kAllEqual, PerRow::kNone},
   };
   for (DType d : kDTypes) {
     shapes.push_back({d, 4, 50304, 5, Dist::kRandn, PerRow::kNone});
