@@ -35,6 +35,11 @@ struct AutoRule {
 //  - row_per_warp wins for k <= 64 on every shape with >= 512 rows (1.1-2.8x
 //    over the next best at 16k-131k columns) and on rows of <= 1000 columns
 //    at any batch; for a few rows of 4096 columns row_per_cta is faster.
+//  - row_per_warp with rows split across warps beats split_row on 65-384
+//    rows of >= 16k columns (256x128256 bf16 82 vs 145 µs, 128x65536 fp32
+//    30 vs 45; docs/perf-notes.md v7). On 32 rows of >= 128k columns it is
+//    faster cache-warm (32x262144 bf16 41 vs 54) but up to 3x slower with
+//    cold inputs (unexplained yet), so split_row keeps <= 64 rows.
 //  - split_row wins for few long rows (rows <= 64, cols >= 16384) and for
 //    k > 64 on long rows; row_per_cta (= split_row with one split) for the
 //    rest up to 16384 columns; block_per_row takes what nothing else can
@@ -42,6 +47,7 @@ struct AutoRule {
 constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, 512, -1, -1, -1, 64},
     {Algorithm::kRowPerWarp, -1, -1, -1, 2048, 64},
+    {Algorithm::kRowPerWarp, 65, 384, 16385, -1, 64},
     {Algorithm::kSplitRow, -1, 64, 8193, -1, 2048},
     {Algorithm::kRowPerCta, -1, -1, -1, 16384, 2048},
     {Algorithm::kSplitRow, -1, -1, 16385, -1, 2048},
