@@ -101,4 +101,25 @@ class WorkspaceLayout {
   std::size_t offset_ = 0;
 };
 
+/// The hand-off of rows split across several CTAs or warps: a ticket per row
+/// (how many parts of the row have finished) and `per_row` packed candidates
+/// per row, where each part leaves its winners for the row's last part.
+struct RowHandoff {
+  uint32_t* tickets = nullptr;
+  uint64_t* candidates = nullptr;
+
+  /// Takes the hand-off's pieces from `w` (sizing when w has no base).
+  static RowHandoff take(WorkspaceLayout& w, int64_t rows, int64_t per_row) {
+    RowHandoff h;
+    h.tickets = w.take<uint32_t>(static_cast<std::size_t>(rows));
+    h.candidates = w.take<uint64_t>(static_cast<std::size_t>(rows) * per_row);
+    return h;
+  }
+
+  /// Zeroes the tickets on `stream`, so that no state survives between calls.
+  cudaError_t reset(int64_t rows, cudaStream_t stream) const {
+    return cudaMemsetAsync(tickets, 0, static_cast<std::size_t>(rows) * sizeof(uint32_t), stream);
+  }
+};
+
 }  // namespace fasttopk::detail

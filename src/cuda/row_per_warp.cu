@@ -112,70 +112,50 @@ __device__ __forceinline__ void sort_winners(const uint64_t* winners, int count,
   if (count > 1) warp_bitonic_sort_descending<uint64_t, kPerLane>(v);
 }
 
-/// Sorts the row's k_row winners (any order) and writes output slots
-/// 0 .. q.k of the row (sentinels after k_row). 32 * kPerLane >= q.k.
-template <typename Format, int kPerLane>
-__device__ __forceinline__ void sort_and_write_row(const Problem& q,
-                                                   const typename Format::Bits* row_in, int64_t row,
-                                                   const uint64_t* winners, int k_row) {
+/// Sorts winners[0 .. count) (any order) descending in registers and calls
+/// f(p, value) for every sorted position p < limit (value: packed 0 past
+/// count). 32 * kPerLane >= max(count, limit).
+template <int kPerLane, typename F>
+__device__ __forceinline__ void for_each_sorted_in(const uint64_t* winners, int count, int limit,
+                                                   F&& f) {
   const int lane = threadIdx.x & 31;
   uint64_t v[kPerLane];
-  sort_winners<kPerLane>(winners, k_row, v);
+  sort_winners<kPerLane>(winners, count, v);
 #pragma unroll
   for (int j = 0; j < kPerLane; ++j) {
     const int p = lane * kPerLane + j;
-    if (p < q.k) {
-      write_output<Format>(q, row_in, row, p,
-                           p < k_row ? static_cast<int64_t>(packed_index(v[j])) : -1);
-    }
+    if (p < limit) f(p, v[j]);
   }
 }
 
-/// Sorts a segment's k winners (any order) and stores them, descending, to
-/// list[0 .. k). 32 * kPerLane >= k.
-template <int kPerLane>
-__device__ __forceinline__ void sort_and_store_list(const uint64_t* winners, int k,
-                                                    uint64_t* list) {
-  const int lane = threadIdx.x & 31;
-  uint64_t v[kPerLane];
-  sort_winners<kPerLane>(winners, k, v);
-#pragma unroll
-  for (int j = 0; j < kPerLane; ++j) {
-    const int p = lane * kPerLane + j;
-    if (p < k) list[p] = v[j];
+/// for_each_sorted_in with the register-sort width for up to max_k values
+/// (1, 2 or 4 per lane).
+template <typename F>
+__device__ __forceinline__ void for_each_sorted(int64_t max_k, const uint64_t* winners, int count,
+                                                int limit, F&& f) {
+  if (max_k <= 32) {
+    for_each_sorted_in<1>(winners, count, limit, f);
+  } else if (max_k <= 64) {
+    for_each_sorted_in<2>(winners, count, limit, f);
+  } else {
+    for_each_sorted_in<4>(winners, count, limit, f);
   }
 }
 
-/// The register-sort width for q.k: values per lane, 1, 2 or 4.
-__device__ __forceinline__ int sort_width(int64_t k) { return k <= 32 ? 1 : k <= 64 ? 2 : 4; }
-
+/// Sorts the row's k_row winners and writes output slots 0 .. q.k of the row
+/// (sentinels after k_row).
 template <typename Format>
 __device__ __forceinline__ void write_row(const Problem& q, const typename Format::Bits* row_in,
                                           int64_t row, const uint64_t* winners, int k_row) {
-  switch (sort_width(q.k)) {
-    case 1:
-      sort_and_write_row<Format, 1>(q, row_in, row, winners, k_row);
-      break;
-    case 2:
-      sort_and_write_row<Format, 2>(q, row_in, row, winners, k_row);
-      break;
-    default:
-      sort_and_write_row<Format, 4>(q, row_in, row, winners, k_row);
-  }
+  for_each_sorted(q.k, winners, k_row, static_cast<int>(q.k), [&](int p, uint64_t v) {
+    write_output<Format>(q, row_in, row, p, p < k_row ? static_cast<int64_t>(packed_index(v)) : -1);
+  });
 }
 
+/// Sorts a segment's k winners and stores them, descending, to list[0 .. k).
 __device__ __forceinline__ void store_list(int64_t max_k, const uint64_t* winners, int k,
                                            uint64_t* list) {
-  switch (sort_width(max_k)) {
-    case 1:
-      sort_and_store_list<1>(winners, k, list);
-      break;
-    case 2:
-      sort_and_store_list<2>(winners, k, list);
-      break;
-    default:
-      sort_and_store_list<4>(winners, k, list);
-  }
+  for_each_sorted(max_k, winners, k, k, [&](int p, uint64_t v) { list[p] = v; });
 }
 
 /// Elements of a row's segment `segment`: its length and its k.
@@ -577,23 +557,21 @@ std::size_t workspace(const Problem& q, const DeviceFacts& device) {
   const SegmentPlan plan = make_plan(q, device);
   if (plan.segments == 1) return 0;
   WorkspaceLayout w(nullptr);
-  w.take<uint32_t>(q.rows);
-  w.take<uint64_t>(static_cast<std::size_t>(q.rows) * plan.segments * q.k);
+  RowHandoff::take(w, q.rows, plan.segments * q.k);
   return w.bytes();
 }
 
 int launch(const Problem& q, const DeviceFacts& device, void* workspace, cudaStream_t stream) {
   const SegmentPlan plan = make_plan(q, device);
-  uint32_t* tickets = nullptr;
-  uint64_t* lists = nullptr;
+  RowHandoff handoff;  // the segment lists and the row tickets
   if (plan.segments > 1) {
-    // The tickets start at 0 in every call (no state survives between calls).
     WorkspaceLayout w(workspace);
-    tickets = w.take<uint32_t>(q.rows);
-    lists = w.take<uint64_t>(static_cast<std::size_t>(q.rows) * plan.segments * q.k);
-    const cudaError_t e = cudaMemsetAsync(tickets, 0, q.rows * sizeof(uint32_t), stream);
+    handoff = RowHandoff::take(w, q.rows, plan.segments * q.k);
+    const cudaError_t e = handoff.reset(q.rows, stream);
     if (e != cudaSuccess) return e;
   }
+  uint64_t* const lists = handoff.candidates;
+  uint32_t* const tickets = handoff.tickets;
   const int64_t needed = ceil_div(q.rows * plan.segments, kWarpsPerCta);
   const int64_t resident = static_cast<int64_t>(device.sm_count) * kCtasPerSm;
   const unsigned grid = static_cast<unsigned>(std::min(needed, resident));

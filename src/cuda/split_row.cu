@@ -221,8 +221,7 @@ std::size_t workspace_split(const Problem& q, const DeviceFacts& device) {
   make_plan(q, device, 0, &plan);
   if (plan.splits == 1) return 0;
   WorkspaceLayout w(nullptr);
-  w.take<uint32_t>(q.rows);
-  w.take<uint64_t>(static_cast<std::size_t>(q.rows) * plan.splits * plan.slots);
+  RowHandoff::take(w, q.rows, int64_t{plan.splits} * plan.slots);
   return w.bytes();
 }
 
@@ -250,15 +249,15 @@ cudaError_t allow_full_shared_memory(const DeviceFacts& device) {
 
 int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPlan& plan,
                      void* workspace, cudaStream_t stream) {
-  uint32_t* tickets = nullptr;
-  uint64_t* candidates = nullptr;
+  RowHandoff handoff;
   if (plan.splits > 1) {
     WorkspaceLayout w(workspace);
-    tickets = w.take<uint32_t>(q.rows);
-    candidates = w.take<uint64_t>(static_cast<std::size_t>(q.rows) * plan.splits * plan.slots);
-    cudaError_t e = cudaMemsetAsync(tickets, 0, q.rows * sizeof(uint32_t), stream);
+    handoff = RowHandoff::take(w, q.rows, int64_t{plan.splits} * plan.slots);
+    const cudaError_t e = handoff.reset(q.rows, stream);
     if (e != cudaSuccess) return e;
   }
+  uint64_t* const candidates = handoff.candidates;
+  uint32_t* const tickets = handoff.tickets;
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
     const dim3 grid(static_cast<unsigned>(q.rows), plan.splits);
