@@ -34,6 +34,7 @@ constexpr AlgorithmEntry kAlgorithmNames[] = {
     {Algorithm::kSplitRow, "split_row"},
     {Algorithm::kRowPerCta, "row_per_cta"},
     {Algorithm::kRowPerWarp, "row_per_warp"},
+    {Algorithm::kRowPerCluster, "row_per_cluster"},
 };
 
 #if FASTTOPK_WITH_CUDA

@@ -14,10 +14,8 @@ namespace fasttopk::detail {
 namespace {
 
 const AlgorithmFamily* const kFamilies[] = {
-    &kBlockPerRowFamily,
-    &kSplitRowFamily,
-    &kRowPerCtaFamily,
-    &kRowPerWarpFamily,
+    &kBlockPerRowFamily, &kSplitRowFamily,      &kRowPerCtaFamily,
+    &kRowPerWarpFamily,  &kRowPerClusterFamily,
 };
 
 /// One line of the automatic choice. Bounds are inclusive; -1 = unbounded.

@@ -31,7 +31,8 @@ typedef enum fasttopk_algorithm {
   FASTTOPK_ALGO_BLOCK_PER_ROW = 1,
   FASTTOPK_ALGO_SPLIT_ROW = 2,
   FASTTOPK_ALGO_ROW_PER_CTA = 3,
-  FASTTOPK_ALGO_ROW_PER_WARP = 4
+  FASTTOPK_ALGO_ROW_PER_WARP = 4,
+  FASTTOPK_ALGO_ROW_PER_CLUSTER = 5
 } fasttopk_algorithm;
 
 /* Values match fasttopk::StatusCode. */

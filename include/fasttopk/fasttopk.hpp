@@ -95,6 +95,12 @@ enum class Algorithm : int32_t {
   /// up to 64 warps whose sorted lists the row's last warp merges (then it
   /// needs a workspace).
   kRowPerWarp = 4,
+  /// Latency path without a workspace: like kSplitRow, but the CTAs of a
+  /// row (2-8, cols <= 131072) form one thread-block cluster and hand their
+  /// candidates to the row's first CTA through distributed shared memory;
+  /// one kernel node per call, no memset. Needs compute capability >= 9.0
+  /// (Hopper); k <= 2048.
+  kRowPerCluster = 5,
 };
 
 enum class StatusCode : int32_t {

@@ -47,6 +47,7 @@ extern const AlgorithmFamily kBlockPerRowFamily;
 extern const AlgorithmFamily kSplitRowFamily;
 extern const AlgorithmFamily kRowPerCtaFamily;
 extern const AlgorithmFamily kRowPerWarpFamily;
+extern const AlgorithmFamily kRowPerClusterFamily;
 
 /// The dispatcher: the family that runs `problem` (resolving kAuto), or a
 /// non-ok Status (e.g. a forced family that rejects the shape).

@@ -22,6 +22,18 @@
 //
 // The per-row tickets are zeroed by a cudaMemsetAsync in the same call (the
 // second of at most two operations), so no state survives between calls.
+//
+// "row_per_cluster" is the same kernel with the hand-off on chip: the CTAs
+// of a row form one thread-block cluster (sm_90+, at most 8 CTAs, all
+// resident together by construction), phase A pushes its candidates straight
+// into the shared memory of the row's first CTA (distributed shared memory),
+// and one cluster barrier replaces the ticket. No workspace, no memset node,
+// no L2 round trip for the candidates: a single kernel node per call (the
+// memset node alone costs ~1.9 µs per call in graph replay on the H100,
+// docs/perf-notes.md v8). Because rank 0's pool has room to spare, phase A
+// may also skip its exact select: a cheap lower bound of the chunk's k-th
+// largest key (chunk_lower_bound) usually lets only ~3k elements through,
+// and all of them go to the pool; phase B's select sorts it out.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -29,6 +41,7 @@
 #include "cuda/algorithms.hpp"
 #include "cuda/common.cuh"
 #include "cuda/radix_select.cuh"
+#include "cuda/warp_select.cuh"
 
 namespace fasttopk::detail {
 namespace {
@@ -47,14 +60,42 @@ constexpr int kMaxChunk = 16384;                    // keys kept on chip by phas
 constexpr int kMaxCandidates = 24576;               // packed values phase B holds (192 KB)
 constexpr int kMinChunk = FASTTOPK_TUNE_MIN_CHUNK;  // below this a CTA is mostly overhead
 constexpr int kCtasPerSmTarget = 2;                 // grid size goal for few rows
+#ifndef FASTTOPK_TUNE_CLUSTER_CTAS
+#define FASTTOPK_TUNE_CLUSTER_CTAS 8
+#endif
+constexpr int kMaxClusterCtas = FASTTOPK_TUNE_CLUSTER_CTAS;  // 8: the portable cluster size limit
+constexpr int kMinClusterChunk = 1024;                       // cluster: elements per CTA at least
+// Cluster hand-offs with k <= kPrefilterMaxK skip phase A's exact select when
+// a cheap lower bound of the chunk's k-th largest key lets at most
+// prefilter_slots(k) elements through (see the kernel); phase B then selects
+// from the larger pool. Simulated on randn chunks of 2k-16k elements with 512
+// threads: the bound passes ~2.7k elements (median), 4.5k at the 99th
+// percentile, so 4k + 128 slots rarely fall back to the exact select.
+constexpr int kPrefilterMaxK = 256;
+constexpr int64_t prefilter_slots(int64_t k) { return 4 * k + 128; }
+#ifndef FASTTOPK_TUNE_CLUSTER_THREADS
+#define FASTTOPK_TUNE_CLUSTER_THREADS 512
+#endif
+constexpr int kClusterThreads = FASTTOPK_TUNE_CLUSTER_THREADS;
+#ifndef FASTTOPK_TUNE_CLUSTER_PDL
+#define FASTTOPK_TUNE_CLUSTER_PDL 1
+#endif
+constexpr int kClusterPdl = FASTTOPK_TUNE_CLUSTER_PDL;  // programmatic dependent launch
 
 struct SplitPlan {
   int splits;       // CTAs per row
   int chunk;        // elements per CTA (last one may be shorter)
-  int slots;        // candidate slots per CTA = min(k, chunk)
+  int slots;        // candidate slots per CTA: min(k, chunk); cluster pre-filter: more
   int index_bits;   // bits needed for an index < cols
+  int pool_offset;  // bytes from the start of dynamic smem to phase B's pool
   int sort_offset;  // bytes from the start of dynamic smem to the sort buffer
   std::size_t shared_bytes;
+};
+
+/// How a row's CTAs hand their candidates to the CTA that merges.
+enum class Handoff {
+  kTickets,  // workspace + atomic ticket (any split count; one CTA: no hand-off)
+  kCluster,  // distributed shared memory + cluster barrier (2-8 CTAs per row)
 };
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -66,11 +107,19 @@ int64_t candidates_for(const Problem& q, int64_t splits) {
 
 /// The split of a row: enough CTAs to fill the GPU for few rows, chunks no
 /// larger than phase A holds, and candidates no more than phase B holds.
-/// Returns false if no split fits (k too large for the row length).
-bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, SplitPlan* plan) {
+/// Cluster hand-offs use up to kMaxClusterCtas CTAs per row and keep phase
+/// B's pool apart from phase A's keys (other CTAs write into it while this
+/// CTA still selects). Returns false if no split fits (k too large for the
+/// row length, or the row too long for one cluster).
+bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, Handoff handoff,
+               SplitPlan* plan) {
   const int64_t min_splits = ceil_div(q.cols, kMaxChunk);
   int64_t splits = forced_splits;
-  if (splits <= 0) {
+  if (handoff == Handoff::kCluster) {
+    splits = std::clamp<int64_t>(q.cols / kMinClusterChunk, 2, kMaxClusterCtas);
+    while (splits > min_splits && candidates_for(q, splits) > kMaxCandidates) --splits;
+    if (splits < 2 || splits < min_splits) return false;
+  } else if (splits <= 0) {
     const int64_t fill = std::max<int64_t>(1, device.sm_count * kCtasPerSmTarget / q.rows);
     splits = std::min<int64_t>(fill, std::max<int64_t>(1, q.cols / kMinChunk));
     // Largest split count within the candidate budget (monotone in splits).
@@ -78,111 +127,286 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, S
     splits = std::max(splits, min_splits);
   }
   if (splits > 1 && candidates_for(q, splits) > kMaxCandidates) return false;
-  const int64_t chunk = ceil_div(std::max<int64_t>(q.cols, 1), splits);
+  // Chunks of whole 16-byte vectors (8 elements) when the row is split, so
+  // that every chunk of an aligned row starts aligned.
+  int64_t chunk = ceil_div(std::max<int64_t>(q.cols, 1), splits);
+  if (splits > 1) chunk = ceil_div(chunk, 8) * 8;
   if (chunk > kMaxChunk) return false;
   plan->splits = static_cast<int>(splits);
   plan->chunk = static_cast<int>(chunk);
-  plan->slots = static_cast<int>(std::min<int64_t>(q.k, chunk));
+  plan->slots = static_cast<int>(std::min<int64_t>(
+      chunk, handoff == Handoff::kCluster && q.k <= kPrefilterMaxK ? prefilter_slots(q.k) : q.k));
+  if (splits > 1 && int64_t{splits} * plan->slots > kMaxCandidates) return false;
   plan->index_bits = index_bits_for(q.cols);
   std::size_t sort_capacity = 2;  // power of two >= k (the kernel sorts a power of two)
   while (sort_capacity < static_cast<std::size_t>(q.k)) sort_capacity <<= 1;
   const std::size_t phase_a = static_cast<std::size_t>(chunk) * sizeof(uint32_t);
   const std::size_t phase_b =
       splits > 1 ? static_cast<std::size_t>(splits) * plan->slots * sizeof(uint64_t) : 0;
-  const std::size_t sort_offset = align_up(std::max(phase_a, phase_b), 16);
+  const std::size_t pool_offset = handoff == Handoff::kCluster ? align_up(phase_a, 16) : 0;
+  const std::size_t sort_offset = handoff == Handoff::kCluster
+                                      ? align_up(pool_offset + phase_b, 16)
+                                      : align_up(std::max(phase_a, phase_b), 16);
+  plan->pool_offset = static_cast<int>(pool_offset);
   plan->sort_offset = static_cast<int>(sort_offset);
   plan->shared_bytes = sort_offset + sort_capacity * sizeof(uint64_t);
   return plan->shared_bytes <= device.shared_per_block_optin - sizeof(PackedSelectShared) - 64;
 }
 
+/// Loads elements [begin, begin + length) of the row `in` as rank keys into
+/// keys[0 .. length): the 16-byte-aligned body as one batch of vector loads
+/// (up to kBatch per thread in flight before the first use), the unaligned
+/// head and tail element by element. All threads call this.
+template <typename Format, int kThreads>
+__device__ __forceinline__ void load_chunk_keys(const typename Format::Bits* in, int begin,
+                                                int length, bool largest, uint32_t* keys) {
+  using Bits = typename Format::Bits;
+  constexpr int kVec = 16 / sizeof(Bits);
+  constexpr int kBatch = 8;
+  const Bits* first = in + begin;
+  const int misalignment = static_cast<int>(reinterpret_cast<uintptr_t>(first) % 16);
+  const int head = min(length, misalignment == 0 ? 0 : (16 - misalignment) / int{sizeof(Bits)});
+  const int vectors = (length - head) / kVec;
+  const int tail_begin = head + vectors * kVec;
+  const uint4* body = reinterpret_cast<const uint4*>(first + head);
+  const int t = static_cast<int>(threadIdx.x);
+  for (int base = 0; base < vectors; base += kThreads * kBatch) {
+    uint4 raw[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int v = base + u * kThreads + t;
+      if (v < vectors) raw[u] = __ldg(body + v);
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int v = base + u * kThreads + t;
+      if (v < vectors) {
+        union {
+          uint4 v;
+          Bits b[kVec];
+        } part;
+        part.v = raw[u];
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) {
+          keys[head + v * kVec + e] = rank_key<Format>(part.b[e], largest);
+        }
+      }
+    }
+  }
+  if (t < head) keys[t] = rank_key<Format>(first[t], largest);
+  if (tail_begin + t < length) {
+    keys[tail_begin + t] = rank_key<Format>(first[tail_begin + t], largest);
+  }
+}
+
+// Thread-block cluster primitives (PTX; sm_90+). The barrier is split: an
+// arrive that does not block and a wait, so a CTA can arrive early and do
+// other work before it needs the others.
+__device__ __forceinline__ void cluster_arrive_relaxed() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_arrive_release() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_wait_acquire() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+}
+/// Programmatic dependent launch (sm_90+): wait until the kernels this one
+/// depends on have completed and their writes are visible (a no-op when the
+/// launch was not programmatic), and allow the next kernel to be scheduled.
+__device__ __forceinline__ void wait_for_prerequisite_grids() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void allow_dependent_grids() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+/// The generic address of `local` (this CTA's shared memory) in the shared
+/// memory of cluster CTA `rank`.
+template <typename T>
+__device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
+#if __CUDA_ARCH__ >= 900
+  uint64_t remote;
+  asm volatile("mapa.u64 %0, %1, %2;\n" : "=l"(remote) : "l"(local), "r"(rank));
+  return reinterpret_cast<T*>(remote);
+#else
+  (void)rank;
+  __trap();
+  return local;
+#endif
+}
+
+template <int kWarps>
+struct PrefilterShared {
+  uint32_t warp_bound[kWarps];
+  uint32_t passing;
+};
+
+/*
+ * A lower bound of the k-th largest of keys[0 .. length), cheap to compute:
+ * every thread takes the maximum of its keys (a group), every warp the m-th
+ * largest of its 32 group maxima with m = ceil(k / warps), and the bound is
+ * the smallest of the warps' values. Each warp then has m groups whose
+ * maxima are >= its value >= the bound: warps * m >= k distinct elements,
+ * so at least k keys are >= the bound and the chunk's top k all are. Also
+ * counts the keys >= the bound into s.passing. Two block barriers; all
+ * threads call this; 1 <= k <= 32 * warps.
+ */
+template <int kThreads>
+__device__ __forceinline__ uint32_t chunk_lower_bound(const uint32_t* keys, int length, int k,
+                                                      PrefilterShared<kThreads / 32>& s) {
+  constexpr int kWarps = kThreads / 32;
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  uint32_t group_max[1] = {0};
+  for (int i = threadIdx.x; i < length; i += kThreads) group_max[0] = max(group_max[0], keys[i]);
+  warp_bitonic_sort_descending<uint32_t, 1>(group_max);
+  const int m = (k + kWarps - 1) / kWarps;
+  const uint32_t warp_value = __shfl_sync(kFullWarp, group_max[0], m - 1);
+  if (lane == 0) s.warp_bound[warp] = warp_value;
+  if (threadIdx.x == 0) s.passing = 0;
+  __syncthreads();
+  uint32_t bound = s.warp_bound[0];
+#pragma unroll
+  for (int w = 1; w < kWarps; ++w) bound = min(bound, s.warp_bound[w]);
+  uint32_t mine = 0;
+  for (int i = threadIdx.x; i < length; i += kThreads) mine += keys[i] >= bound ? 1u : 0u;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) mine += __shfl_xor_sync(kFullWarp, mine, offset);
+  if (lane == 0) atomicAdd(&s.passing, mine);
+  __syncthreads();
+  return bound;
+}
+
 /*
  * Grid (rows, splits), kThreads threads (kSplitThreads, or kRowThreads when
  * splits == 1). Dynamic shared memory:
- *   [ region: max(chunk keys as uint32, splits*slots packed uint64) ]
+ *   [ keys: chunk keys as uint32 ]      (tickets: keys and pool share the region)
+ *   [ pool: splits*slots packed uint64 ]
  *   [ sort buffer: sort_capacity packed uint64 ]
- * Invariants: candidates[(row*splits + c)*slots + 0 .. k_c) hold chunk c's
- * exact top k_c packed values once chunk c's CTA has taken its ticket;
- * tickets[row] counts CTAs of the row that have finished phase A.
+ * Invariants (tickets): candidates[(row*splits + c)*slots + 0 .. k_c) hold
+ * chunk c's exact top k_c packed values once chunk c's CTA has taken its
+ * ticket; tickets[row] counts CTAs of the row that have finished phase A.
+ * Invariants (cluster; the cluster is (1, splits, 1), so cluster rank ==
+ * split): after the second cluster barrier, pool[c*slots .. (c+1)*slots) of
+ * the row's rank-0 CTA holds a superset of chunk c's top k_c (its exact top
+ * k_c, or every element >= the pre-filter's bound), padded with packed 0.
+ * The first barrier (arrive at entry, wait before the first remote store)
+ * guarantees that rank 0 is running before anyone writes into its shared
+ * memory; ranks > 0 exit after their release-arrive, and nobody reads their
+ * shared memory.
  */
-template <typename Format, int kThreads>
+template <typename Format, int kThreads, Handoff kHandoff>
 __global__ void __launch_bounds__(kThreads)
     split_row_kernel(Problem q, SplitPlan plan, uint64_t* candidates, uint32_t* tickets) {
   using Bits = typename Format::Bits;
+  constexpr bool kCluster = kHandoff == Handoff::kCluster;
   extern __shared__ __align__(16) unsigned char shared_raw[];
   __shared__ PackedSelectShared select;
   __shared__ uint32_t compact_count;
   __shared__ bool is_last;
+  __shared__ PrefilterShared<kThreads / 32> prefilter;
 
+  if constexpr (kCluster) {
+    cluster_arrive_relaxed();       // "this CTA runs"
+    wait_for_prerequisite_grids();  // launched early (PDL): inputs may still be in the making
+  }
   const int64_t row = blockIdx.x;  // x: rows may exceed gridDim.y's 65535
   const int split = blockIdx.y;
   const RowShape shape =
       row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols), static_cast<int>(q.k));
   const Bits* in = static_cast<const Bits*>(q.input) + row * q.row_stride;
   uint32_t* keys = reinterpret_cast<uint32_t*>(shared_raw);
-  uint64_t* pool = reinterpret_cast<uint64_t*>(shared_raw);
+  uint64_t* pool = reinterpret_cast<uint64_t*>(shared_raw + plan.pool_offset);
   uint64_t* sorted = reinterpret_cast<uint64_t*>(shared_raw + plan.sort_offset);
 
-  // ---- phase A: this chunk's exact top k_c -------------------------------
+  // ---- phase A: this chunk's top k_c (exact, or a pre-filtered superset) --
   const int begin = split * plan.chunk;
   const int length = max(0, min(plan.chunk, shape.length - begin));
   const int k_chunk = min(shape.k, length);
   const bool largest = q.largest;
-  // Several independent loads in flight per thread before the first use.
-  constexpr int kLoadBatch = 4;
-  for (int base = 0; base < length; base += kThreads * kLoadBatch) {
-    Bits loaded[kLoadBatch];
-#pragma unroll
-    for (int u = 0; u < kLoadBatch; ++u) {
-      const int i = base + u * kThreads + static_cast<int>(threadIdx.x);
-      loaded[u] = i < length ? in[begin + i] : Bits{0};
-    }
-#pragma unroll
-    for (int u = 0; u < kLoadBatch; ++u) {
-      const int i = base + u * kThreads + static_cast<int>(threadIdx.x);
-      if (i < length) keys[i] = rank_key<Format>(loaded[u], largest);
-    }
-  }
+  load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
   if (threadIdx.x == 0) compact_count = 0;
   __syncthreads();
   auto chunk_value = [&](int i) { return pack_key_index(keys[i], begin + i); };
   uint64_t threshold = 0;
-  if (k_chunk > 0 && k_chunk < length) {
+  int passing = k_chunk;  // how many values phase A hands on
+  bool exact = k_chunk > 0 && k_chunk < length;
+  if constexpr (kCluster) {
+    if (exact && plan.slots > k_chunk && k_chunk <= kPrefilterMaxK) {
+      const uint32_t bound = chunk_lower_bound<kThreads>(keys, length, k_chunk, prefilter);
+      if (prefilter.passing <= static_cast<uint32_t>(plan.slots)) {
+        threshold = static_cast<uint64_t>(bound) << 32;  // v >= threshold <=> key >= bound
+        passing = static_cast<int>(prefilter.passing);
+        exact = false;
+      }
+    }
+  }
+  if (exact) {
     threshold = block_select_packed<Format::kKeyBits, kThreads>(select, length, k_chunk,
                                                                 plan.index_bits, chunk_value);
   }
-  // Destination of the winners: the workspace, or (one split) the sort buffer.
-  uint64_t* winners =
-      plan.splits > 1 ? candidates + (row * plan.splits + split) * int64_t{plan.slots} : sorted;
+  // Destination of the winners: rank 0's pool (cluster), the workspace
+  // (tickets), or (one split) the sort buffer.
+  uint64_t* winners = sorted;
+  if constexpr (kCluster) {
+    cluster_wait_acquire();  // every CTA of the cluster has started
+    winners = cluster_map(pool, 0) + split * plan.slots;
+  } else if (plan.splits > 1) {
+    winners = candidates + (row * plan.splits + split) * int64_t{plan.slots};
+  }
   if (k_chunk > 0) {
     for (int i = threadIdx.x; i < length; i += kThreads) {
       const uint64_t v = chunk_value(i);
       if (v >= threshold) winners[atomicAdd(&compact_count, 1u)] = v;
     }
   }
+  if constexpr (kCluster) {
+    // Slots this chunk does not fill become packed 0, which ranks below
+    // every real element (see phase B's gather below).
+    for (int t = passing + threadIdx.x; t < plan.slots; t += kThreads) winners[t] = 0ull;
+  }
 
   int pool_count = k_chunk;
   if (plan.splits > 1) {
-    // ---- hand-off: the last CTA of the row continues ----------------------
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) is_last = atomicAdd(&tickets[row], 1u) == plan.splits - 1;
-    __syncthreads();
-    if (!is_last) return;
-    __threadfence();
-
-    // ---- phase B: gather every chunk's candidates -------------------------
-    // One coalesced pass over the row's slots (chunk c's slot i at
-    // c * slots + i). Slots a chunk did not fill become packed 0, which ranks
-    // below every real element (a real packed value has bit 31 set, since
-    // indices are < 2^31), and there are always >= k real candidates, so the
-    // fillers are never selected.
     pool_count = plan.splits * plan.slots;
-    const uint64_t* row_candidates = candidates + row * plan.splits * int64_t{plan.slots};
-    for (int t = threadIdx.x; t < pool_count; t += kThreads) {
-      const int c = t / plan.slots;
-      const int c_length = max(0, min(plan.chunk, shape.length - c * plan.chunk));
-      const int c_k = min(shape.k, c_length);
-      pool[t] = t - c * plan.slots < c_k ? __ldcg(row_candidates + t) : 0ull;
+    if constexpr (kCluster) {
+      // ---- hand-off on chip: rank 0 continues once every chunk arrived ---
+      allow_dependent_grids();  // the next kernel may start launching (it still waits for us)
+      cluster_arrive_release();
+      if (split != 0) return;
+      cluster_wait_acquire();
+    } else {
+      // ---- hand-off: the last CTA of the row continues --------------------
+      __threadfence();
+      __syncthreads();
+      if (threadIdx.x == 0) is_last = atomicAdd(&tickets[row], 1u) == plan.splits - 1;
+      __syncthreads();
+      if (!is_last) return;
+      __threadfence();
+
+      // ---- phase B: gather every chunk's candidates -----------------------
+      // One coalesced pass over the row's slots (chunk c's slot i at
+      // c * slots + i). Slots a chunk did not fill become packed 0, which
+      // ranks below every real element (a real packed value has bit 31 set,
+      // since indices are < 2^31), and there are always >= k real
+      // candidates, so the fillers are never selected.
+      const uint64_t* row_candidates = candidates + row * plan.splits * int64_t{plan.slots};
+      for (int t = threadIdx.x; t < pool_count; t += kThreads) {
+        const int c = t / plan.slots;
+        const int c_length = max(0, min(plan.chunk, shape.length - c * plan.chunk));
+        const int c_k = min(shape.k, c_length);
+        pool[t] = t - c * plan.slots < c_k ? __ldcg(row_candidates + t) : 0ull;
+      }
     }
     if (threadIdx.x == 0) compact_count = 0;
     __syncthreads();
@@ -212,13 +436,15 @@ __global__ void __launch_bounds__(kThreads)
 const char* rejects_split(const Problem& q, const DeviceFacts& device) {
   if (q.k > kMaxK) return "k > 2048";
   SplitPlan plan;
-  if (!make_plan(q, device, 0, &plan)) return "the row is too long for this k (candidate budget)";
+  if (!make_plan(q, device, 0, Handoff::kTickets, &plan)) {
+    return "the row is too long for this k (candidate budget)";
+  }
   return nullptr;
 }
 
 std::size_t workspace_split(const Problem& q, const DeviceFacts& device) {
   SplitPlan plan;
-  make_plan(q, device, 0, &plan);
+  make_plan(q, device, 0, Handoff::kTickets, &plan);
   if (plan.splits == 1) return 0;
   WorkspaceLayout w(nullptr);
   RowHandoff::take(w, q.rows, int64_t{plan.splits} * plan.slots);
@@ -229,12 +455,12 @@ std::size_t workspace_split(const Problem& q, const DeviceFacts& device) {
 /// maximum, once per device (the default 48 KB counts static + dynamic
 /// together, and make_plan sizes up to the opt-in limit). Cached like the
 /// device facts: an attribute set costs host time on every call otherwise.
-template <typename Format, int kThreads>
+template <typename Format, int kThreads, Handoff kHandoff>
 cudaError_t allow_full_shared_memory(const DeviceFacts& device) {
   // One flag set per kernel instantiation (keyed by the template arguments,
   // not by the kernel's type, which every instantiation shares).
   static std::atomic<uint64_t> raised_on_device{0};  // bit d: done on device d (< 64)
-  auto kernel = split_row_kernel<Format, kThreads>;
+  auto kernel = split_row_kernel<Format, kThreads, kHandoff>;
   const uint64_t bit = uint64_t{1} << device.device;
   if (raised_on_device.load(std::memory_order_acquire) & bit) return cudaSuccess;
   cudaFuncAttributes attributes{};
@@ -243,6 +469,9 @@ cudaError_t allow_full_shared_memory(const DeviceFacts& device) {
   e = cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
       static_cast<int>(device.shared_per_block_optin - attributes.sharedSizeBytes));
+  if (e == cudaSuccess && kHandoff == Handoff::kCluster && kMaxClusterCtas > 8) {
+    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+  }
   if (e == cudaSuccess) raised_on_device.fetch_or(bit, std::memory_order_release);
   return e;
 }
@@ -262,14 +491,14 @@ int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPla
     using Format = decltype(format);
     const dim3 grid(static_cast<unsigned>(q.rows), plan.splits);
     if (plan.splits > 1) {
-      cudaError_t e = allow_full_shared_memory<Format, kSplitThreads>(device);
+      cudaError_t e = allow_full_shared_memory<Format, kSplitThreads, Handoff::kTickets>(device);
       if (e != cudaSuccess) return e;
-      split_row_kernel<Format, kSplitThreads>
+      split_row_kernel<Format, kSplitThreads, Handoff::kTickets>
           <<<grid, kSplitThreads, plan.shared_bytes, stream>>>(q, plan, candidates, tickets);
     } else {
-      cudaError_t e = allow_full_shared_memory<Format, kRowThreads>(device);
+      cudaError_t e = allow_full_shared_memory<Format, kRowThreads, Handoff::kTickets>(device);
       if (e != cudaSuccess) return e;
-      split_row_kernel<Format, kRowThreads>
+      split_row_kernel<Format, kRowThreads, Handoff::kTickets>
           <<<grid, kRowThreads, plan.shared_bytes, stream>>>(q, plan, candidates, tickets);
     }
     return cudaGetLastError();
@@ -279,7 +508,7 @@ int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPla
 int launch_split(const Problem& q, const DeviceFacts& device, void* workspace,
                  cudaStream_t stream) {
   SplitPlan plan;
-  make_plan(q, device, 0, &plan);
+  make_plan(q, device, 0, Handoff::kTickets, &plan);
   return launch_with_plan(q, device, plan, workspace, stream);
 }
 
@@ -288,23 +517,69 @@ const char* rejects_row(const Problem& q, const DeviceFacts& device) {
   if (q.k > kMaxK) return "k > 2048";
   if (q.cols > kMaxChunk) return "cols > 16384";
   SplitPlan plan;
-  if (!make_plan(q, device, 1, &plan)) return "shared memory";
+  if (!make_plan(q, device, 1, Handoff::kTickets, &plan)) return "shared memory";
   return nullptr;
 }
 
-std::size_t workspace_row(const Problem&, const DeviceFacts&) { return 0; }
+std::size_t no_workspace(const Problem&, const DeviceFacts&) { return 0; }
 
 int launch_row(const Problem& q, const DeviceFacts& device, void* workspace, cudaStream_t stream) {
   SplitPlan plan;
-  make_plan(q, device, 1, &plan);
+  make_plan(q, device, 1, Handoff::kTickets, &plan);
   return launch_with_plan(q, device, plan, workspace, stream);
+}
+
+// The same kernel with a row's CTAs in one cluster: no workspace, one node.
+const char* rejects_cluster(const Problem& q, const DeviceFacts& device) {
+  if (device.cc_major < 9) return "thread-block clusters need compute capability 9.0 or newer";
+  if (q.k > kMaxK) return "k > 2048";
+  if (q.rows > int64_t{0x7fffffff}) return "rows > 2^31 - 1";
+  SplitPlan plan;
+  if (!make_plan(q, device, 0, Handoff::kCluster, &plan)) {
+    return "the row does not fit one cluster of 8 CTAs for this k (cols > 131072, or candidates "
+           "or shared memory over budget)";
+  }
+  return nullptr;
+}
+
+int launch_cluster(const Problem& q, const DeviceFacts& device, void*, cudaStream_t stream) {
+  SplitPlan plan;
+  make_plan(q, device, 0, Handoff::kCluster, &plan);
+  return dispatch_dtype(q.dtype, [&](auto format) -> int {
+    using Format = decltype(format);
+    cudaError_t e = allow_full_shared_memory<Format, kClusterThreads, Handoff::kCluster>(device);
+    if (e != cudaSuccess) return e;
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>(q.rows), plan.splits);
+    config.blockDim = dim3(kClusterThreads);
+    config.dynamicSmemBytes = plan.shared_bytes;
+    config.stream = stream;
+    cudaLaunchAttribute attributes[2] = {};
+    attributes[0].id = cudaLaunchAttributeClusterDimension;
+    attributes[0].val.clusterDim.x = 1;
+    attributes[0].val.clusterDim.y = static_cast<unsigned>(plan.splits);
+    attributes[0].val.clusterDim.z = 1;
+    // Programmatic dependent launch: the kernel may be scheduled while the
+    // previous kernel on the stream finishes (it waits in griddepcontrol.wait
+    // before touching memory), hiding part of the launch latency (~0.3 µs per
+    // call in graph replay on the H100, docs/perf-notes.md v8).
+    attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attributes[1].val.programmaticStreamSerializationAllowed = kClusterPdl;
+    config.attrs = attributes;
+    config.numAttrs = 2;
+    return cudaLaunchKernelEx(&config, split_row_kernel<Format, kClusterThreads, Handoff::kCluster>,
+                              q, plan, static_cast<uint64_t*>(nullptr),
+                              static_cast<uint32_t*>(nullptr));
+  });
 }
 
 }  // namespace
 
 const AlgorithmFamily kSplitRowFamily = {Algorithm::kSplitRow, rejects_split, workspace_split,
                                          launch_split};
-const AlgorithmFamily kRowPerCtaFamily = {Algorithm::kRowPerCta, rejects_row, workspace_row,
+const AlgorithmFamily kRowPerCtaFamily = {Algorithm::kRowPerCta, rejects_row, no_workspace,
                                           launch_row};
+const AlgorithmFamily kRowPerClusterFamily = {Algorithm::kRowPerCluster, rejects_cluster,
+                                              no_workspace, launch_cluster};
 
 }  // namespace fasttopk::detail
