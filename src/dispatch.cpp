@@ -38,6 +38,12 @@ struct AutoRule {
 //    30 vs 45; docs/perf-notes.md v7). On 32 rows of >= 128k columns it is
 //    faster cache-warm (32x262144 bf16 41 vs 54) but up to 3x slower with
 //    cold inputs (unexplained yet), so split_row keeps <= 64 rows.
+//  - row_per_cluster (split_row's kernel with the hand-off inside a
+//    thread-block cluster: no workspace, no memset node) beats every other
+//    algorithm on <= 8 rows of 8192-131072 columns at any k (0.59-0.93x the
+//    next best) and on 9-32 rows for k <= 64 (0.69-1.00x); with more rows or
+//    larger k its 8 CTAs per row lose to split_row (docs/perf-notes.md v8,
+//    sweep of 168 shapes, 2026-11-24).
 //  - split_row wins for few long rows (rows <= 64, cols >= 16384) and for
 //    k > 64 on long rows; row_per_cta (= split_row with one split) for the
 //    rest up to 16384 columns; block_per_row takes what nothing else can
@@ -46,6 +52,8 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, 512, -1, -1, -1, 64},
     {Algorithm::kRowPerWarp, -1, -1, -1, 2048, 64},
     {Algorithm::kRowPerWarp, 65, 384, 16385, -1, 64},
+    {Algorithm::kRowPerCluster, -1, 8, 8192, -1, 2048},
+    {Algorithm::kRowPerCluster, 9, 32, 8192, -1, 64},
     {Algorithm::kSplitRow, -1, 64, 8193, -1, 2048},
     {Algorithm::kRowPerCta, -1, -1, -1, 16384, 2048},
     {Algorithm::kSplitRow, -1, -1, 16385, -1, 2048},
