@@ -99,7 +99,9 @@ enum class Algorithm : int32_t {
   /// row (2-8, cols <= 131072) form one thread-block cluster and hand their
   /// candidates to the row's first CTA through distributed shared memory;
   /// one kernel node per call, no memset. Needs compute capability >= 9.0
-  /// (Hopper); k <= 2048.
+  /// (Hopper); k <= 2048. Launched with programmatic dependent launch: it may
+  /// be scheduled while the previous kernel on the stream is still running,
+  /// and waits for that kernel to complete before it reads or writes memory.
   kRowPerCluster = 5,
 };
 
