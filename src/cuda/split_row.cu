@@ -92,6 +92,18 @@ struct SplitPlan {
   std::size_t shared_bytes;
 };
 
+template <int kWarps>
+struct PrefilterShared {
+  uint32_t warp_bound[kWarps];
+  uint32_t passing;
+};
+
+/// An upper bound of the kernel's static shared memory (the select state,
+/// the pre-filter's state for up to 32 warps, a few scalars): the dynamic
+/// part of a plan may use the opt-in limit minus this.
+constexpr std::size_t kStaticSharedBound =
+    sizeof(PackedSelectShared) + sizeof(PrefilterShared<32>) + 64;
+
 /// How a row's CTAs hand their candidates to the CTA that merges.
 enum class Handoff {
   kTickets,  // workspace + atomic ticket (any split count; one CTA: no hand-off)
@@ -150,7 +162,7 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
   plan->pool_offset = static_cast<int>(pool_offset);
   plan->sort_offset = static_cast<int>(sort_offset);
   plan->shared_bytes = sort_offset + sort_capacity * sizeof(uint64_t);
-  return plan->shared_bytes <= device.shared_per_block_optin - sizeof(PackedSelectShared) - 64;
+  return plan->shared_bytes <= device.shared_per_block_optin - kStaticSharedBound;
 }
 
 /// Loads elements [begin, begin + length) of the row `in` as rank keys into
@@ -244,12 +256,6 @@ __device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
   return local;
 #endif
 }
-
-template <int kWarps>
-struct PrefilterShared {
-  uint32_t warp_bound[kWarps];
-  uint32_t passing;
-};
 
 /*
  * A lower bound of the k-th largest of keys[0 .. length), cheap to compute:
