@@ -69,6 +69,19 @@ struct alignas(16) WarpScratch {
 };
 static_assert(sizeof(uint32_t) * 256 >= sizeof(uint64_t) * kMaxK, "winners alias the histogram");
 
+/// out[i] = the largest of in[i * kIn / kOut .. (i + 1) * kIn / kOut): the
+/// maxima of kOut consecutive groups of a lane's values.
+template <int kOut, int kIn>
+__device__ __forceinline__ void group_maxima(const uint32_t (&in)[kIn], uint32_t (&out)[kOut]) {
+  static_assert(kIn % kOut == 0, "equal groups");
+#pragma unroll
+  for (int i = 0; i < kOut; ++i) {
+    out[i] = 0;
+#pragma unroll
+    for (int m = 0; m < kIn / kOut; ++m) out[i] = max(out[i], in[i * (kIn / kOut) + m]);
+  }
+}
+
 /// A lower bound of the row's k-th largest key, from group maxima: the lane's
 /// keys are split into kGroups groups, and T is the k-th largest of the warp's
 /// 32 * kGroups group maxima. Those k maxima are k distinct elements with keys
@@ -79,14 +92,7 @@ template <int kGroups>
 __device__ __forceinline__ uint32_t group_max_threshold(const uint32_t (&maxima)[kGroupsPerLaneMax],
                                                         int k) {
   uint32_t g[kGroups];
-#pragma unroll
-  for (int i = 0; i < kGroups; ++i) {
-    g[i] = 0;
-#pragma unroll
-    for (int m = 0; m < kGroupsPerLaneMax / kGroups; ++m) {
-      g[i] = max(g[i], maxima[i * (kGroupsPerLaneMax / kGroups) + m]);
-    }
-  }
+  group_maxima(maxima, g);
   warp_bitonic_sort_descending<uint32_t, kGroups>(g);
   // Rank k - 1 of the sorted layout lives in lane (k - 1) / kGroups.
   uint32_t mine = 0;
@@ -405,14 +411,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
 
       if (tile == 0 && k < r.length) {
         uint32_t maxima[kGroupsPerLaneMax];
-#pragma unroll
-        for (int g = 0; g < kGroupsPerLaneMax; ++g) {
-          maxima[g] = 0;
-#pragma unroll
-          for (int m = 0; m < kTileSlots / kGroupsPerLaneMax; ++m) {
-            maxima[g] = max(maxima[g], keys[g * (kTileSlots / kGroupsPerLaneMax) + m]);
-          }
-        }
+        group_maxima(keys, maxima);
         // About 2k / 32 groups per lane (see group_max_threshold).
         if (k <= 16) {
           threshold = group_max_threshold<1>(maxima, k);

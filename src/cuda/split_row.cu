@@ -138,7 +138,6 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
     while (splits > min_splits && candidates_for(q, splits) > kMaxCandidates) --splits;
     splits = std::max(splits, min_splits);
   }
-  if (splits > 1 && candidates_for(q, splits) > kMaxCandidates) return false;
   // Chunks of whole 16-byte vectors (8 elements) when the row is split, so
   // that every chunk of an aligned row starts aligned.
   int64_t chunk = ceil_div(std::max<int64_t>(q.cols, 1), splits);
@@ -148,6 +147,8 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
   plan->chunk = static_cast<int>(chunk);
   plan->slots = static_cast<int>(std::min<int64_t>(
       chunk, handoff == Handoff::kCluster && q.k <= kPrefilterMaxK ? prefilter_slots(q.k) : q.k));
+  // The candidate budget (slots >= min(k, chunk), so this also bounds the
+  // estimate candidates_for() steered the split count by).
   if (splits > 1 && int64_t{splits} * plan->slots > kMaxCandidates) return false;
   plan->index_bits = index_bits_for(q.cols);
   std::size_t sort_capacity = 2;  // power of two >= k (the kernel sorts a power of two)
