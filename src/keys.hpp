@@ -73,6 +73,27 @@ FASTTOPK_HD uint32_t rank_key(uint32_t b, bool largest) {
   return largest ? key : (~key & kAllOnes);
 }
 
+/// The raw bits whose rank key is `key`: the inverse of rank_key for every
+/// value but NaN. NaN keys (all ones for largest, 0 for smallest) are shared
+/// by every NaN payload, so callers read NaN values from the input instead
+/// (is_nan_key). Lets kernels write a winner's value from its packed key
+/// without a second, dependent read of the input.
+template <typename Format>
+FASTTOPK_HD uint32_t value_bits_of_key(uint32_t key, bool largest) {
+  constexpr uint32_t kAllOnes =
+      Format::kKeyBits == 32 ? 0xffffffffu : ((1u << Format::kKeyBits) - 1u);
+  const uint32_t ordered = largest ? key : (~key & kAllOnes);
+  return (ordered & Format::kSignBit) ? (ordered ^ Format::kSignBit) : (~ordered & kAllOnes);
+}
+
+/// Whether `key` is the rank key of NaN (see rank_key).
+template <typename Format>
+FASTTOPK_HD bool is_nan_key(uint32_t key, bool largest) {
+  constexpr uint32_t kAllOnes =
+      Format::kKeyBits == 32 ? 0xffffffffu : ((1u << Format::kKeyBits) - 1u);
+  return key == (largest ? kAllOnes : 0u);
+}
+
 /// Bits of the sentinel value written to unused output slots: the worst
 /// possible non-NaN value in the requested order (-inf for largest, +inf for
 /// smallest).
