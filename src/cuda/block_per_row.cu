@@ -147,7 +147,8 @@ __global__ void __launch_bounds__(kSelectThreads)
 }
 
 /*
- * One thread per output slot: unpack, copy the value, or write the sentinel.
+ * One thread per output slot: unpack, rebuild the value from its key, or
+ * write the sentinel.
  */
 template <typename Format>
 __global__ void __launch_bounds__(kFinalizeThreads)
@@ -158,8 +159,9 @@ __global__ void __launch_bounds__(kFinalizeThreads)
        slot += int64_t{gridDim.x} * kFinalizeThreads) {
     const int64_t row = slot / q.k;
     const int64_t j = slot - row * q.k;
-    const int64_t index = j < row_k[row] ? static_cast<int64_t>(packed_index(packed[slot])) : -1;
-    write_output<Format>(q, static_cast<const Bits*>(q.input) + row * q.row_stride, row, j, index);
+    const bool valid = j < row_k[row];
+    write_output<Format>(q, static_cast<const Bits*>(q.input) + row * q.row_stride, row, j,
+                         valid ? packed[slot] : 0ull, valid);
   }
 }
 

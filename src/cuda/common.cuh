@@ -36,16 +36,26 @@ __device__ __forceinline__ RowShape row_shape(const int32_t* k_per_row, const in
   return RowShape{length, k_row < length ? k_row : length};
 }
 
-/// Writes output slot `slot` of `row`: the element `index` of the input row
-/// (value copied bit-for-bit), or the sentinel when index < 0.
+/// Writes output slot `slot` of `row` from a winner's packed (key, ~index)
+/// value, or the sentinel when valid is false. The value is rebuilt from the
+/// key (value_bits_of_key), so no lane waits on a read of the input; only NaN
+/// winners, whose payload the key does not hold, are read from the row.
 template <typename Format>
 __device__ __forceinline__ void write_output(const Problem& q, const typename Format::Bits* row_in,
-                                             int64_t row, int64_t slot, int64_t index) {
+                                             int64_t row, int64_t slot, uint64_t packed,
+                                             bool valid) {
   using Bits = typename Format::Bits;
   const int64_t out = row * q.k + slot;
+  const int64_t index = valid ? static_cast<int64_t>(packed_index(packed)) : -1;
   if (q.values != nullptr) {
-    static_cast<Bits*>(q.values)[out] =
-        index >= 0 ? row_in[index] : static_cast<Bits>(sentinel_bits<Format>(q.largest));
+    const uint32_t key = packed_key(packed);
+    Bits bits = static_cast<Bits>(sentinel_bits<Format>(q.largest));
+    if (valid) {
+      bits = is_nan_key<Format>(key, q.largest)
+                 ? row_in[index]
+                 : static_cast<Bits>(value_bits_of_key<Format>(key, q.largest));
+    }
+    static_cast<Bits*>(q.values)[out] = bits;
   }
   if (q.indices != nullptr) {
     if (q.index_type == IndexType::kInt64) {

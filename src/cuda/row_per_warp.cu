@@ -35,7 +35,7 @@ constexpr int kCtasPerSm = FASTTOPK_TUNE_RPW_CTAS_PER_SM;
 // (kPoolCapacity of them) and the merge's window of the segment lists.
 constexpr int kPoolStorage = 512;
 #ifndef FASTTOPK_TUNE_RPW_POOL
-#define FASTTOPK_TUNE_RPW_POOL 256
+#define FASTTOPK_TUNE_RPW_POOL 512
 #endif
 constexpr int kPoolCapacity = FASTTOPK_TUNE_RPW_POOL;
 static_assert(kPoolCapacity <= kPoolStorage, "the pool lives in the warp's storage");
@@ -56,7 +56,6 @@ struct SegmentPlan {
   int segments;        // warps per row; 1: a warp owns a whole row
   int segment_length;  // elements per segment (the last one may be shorter)
   int window;          // leading list entries per segment the merge reads first
-  int index_bits;      // bits needed for an index < cols
 };
 
 /// One warp's shared memory. The histogram is reused for the k winners after
@@ -87,20 +86,48 @@ __device__ __forceinline__ void group_maxima(const uint32_t (&in)[kIn], uint32_t
 /// 32 * kGroups group maxima. Those k maxima are k distinct elements with keys
 /// >= T, so the k-th largest key of the row is >= T and every element of the
 /// top k has a key >= T. More groups than k / 32 make T tighter (fewer
-/// candidates) at the price of a longer sort here. Requires 32 * kGroups >= k.
-template <int kGroups>
+/// candidates) at the price of a longer search here. Requires 32 * kGroups >= k.
+///
+/// With several groups per lane (k > 16) the k-th largest maximum is found
+/// by a bit search, two key bits per step from the top: the three candidates
+/// t | 01, t | 10, t | 11 of a step are counted at once (each a warp
+/// __reduce_add_sync), and t takes the largest candidate that >= k maxima
+/// reach. Only the top kSearchBits key bits are searched (the rest stay 0),
+/// so T is the k-th largest maximum rounded down to a multiple of
+/// 2^(kKeyBits - kSearchBits): still a lower bound, looser by less than 1/128
+/// of an octave for fp32. Eight dependent steps of independent compares
+/// replace a bitonic sort's 21-36 dependent stages (measured on the H100,
+/// docs/perf-notes.md v9: 4096 x 4096 fp32 k64 45.5 -> 42.2 us). With one
+/// group per lane the 15-stage bitonic sort of 32 values is the cheaper
+/// one (16384 x 1000 fp32 k8: 45.9 vs 48.6 us).
+template <int kKeyBits, int kGroups>
 __device__ __forceinline__ uint32_t group_max_threshold(const uint32_t (&maxima)[kGroupsPerLaneMax],
                                                         int k) {
   uint32_t g[kGroups];
   group_maxima(maxima, g);
-  warp_bitonic_sort_descending<uint32_t, kGroups>(g);
-  // Rank k - 1 of the sorted layout lives in lane (k - 1) / kGroups.
-  uint32_t mine = 0;
+  if constexpr (kGroups == 1) {
+    warp_bitonic_sort_descending<uint32_t, 1>(g);
+    return __shfl_sync(kFullWarp, g[0], k - 1);  // rank k - 1 lives in lane k - 1
+  } else {
+    constexpr int kSearchBits = 16;
+    uint32_t t = 0;
 #pragma unroll
-  for (int i = 0; i < kGroups; ++i) {
-    if (i == (k - 1) % kGroups) mine = g[i];
+    for (int shift = kKeyBits - 2; shift >= kKeyBits - kSearchBits; shift -= 2) {
+      uint32_t count[3] = {0, 0, 0};
+#pragma unroll
+      for (int c = 0; c < 3; ++c) {
+        const uint32_t candidate = t | (static_cast<uint32_t>(c + 1) << shift);
+#pragma unroll
+        for (int i = 0; i < kGroups; ++i) count[c] += g[i] >= candidate ? 1u : 0u;
+        count[c] = __reduce_add_sync(kFullWarp, count[c]);
+      }
+      const uint32_t reached = (count[0] >= static_cast<uint32_t>(k) ? 1u : 0u) +
+                               (count[1] >= static_cast<uint32_t>(k) ? 1u : 0u) +
+                               (count[2] >= static_cast<uint32_t>(k) ? 1u : 0u);
+      t |= reached << shift;  // counts fall as the candidate rises: reached = the largest digit
+    }
+    return t;
   }
-  return __shfl_sync(kFullWarp, mine, (k - 1) / kGroups);
 }
 
 /// Loads winners[0 .. count) (any order) into registers and sorts them
@@ -154,7 +181,7 @@ template <typename Format>
 __device__ __forceinline__ void write_row(const Problem& q, const typename Format::Bits* row_in,
                                           int64_t row, const uint64_t* winners, int k_row) {
   for_each_sorted(q.k, winners, k_row, static_cast<int>(q.k), [&](int p, uint64_t v) {
-    write_output<Format>(q, row_in, row, p, p < k_row ? static_cast<int64_t>(packed_index(v)) : -1);
+    write_output<Format>(q, row_in, row, p, v, p < k_row);
   });
 }
 
@@ -230,7 +257,6 @@ __device__ __forceinline__ SegmentRef<typename Format::Bits> describe_segment(
  * top k crowds into a few segments: sorted or adversarial rows) the select
  * runs over the whole lists.
  */
-template <int kKeyBits>
 __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape row,
                                                const uint64_t* lists, int list_stride,
                                                WarpScratch<kPoolStorage>& scratch,
@@ -264,9 +290,9 @@ __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape
   // entries they are never selected.
   bool complete = real >= static_cast<uint32_t>(row.k);
   if (complete) {
-    const uint64_t cut = warp_top_k_packed<kKeyBits>(
-        scratch.histogram, window_slots, row.k, plan.index_bits,
-        [&](uint32_t t) { return scratch.pool[t]; }, winners);
+    const uint64_t cut = warp_top_k_packed(
+        scratch.histogram, window_slots, row.k, [&](uint32_t t) { return scratch.pool[t]; },
+        winners);
     for (int s = lane; s < plan.segments; s += 32) {
       if (segment_shape(plan, row, s).k > window && scratch.pool[s * window + window - 1] >= cut) {
         complete = false;
@@ -275,8 +301,8 @@ __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape
     complete = __all_sync(kFullWarp, complete);
   }
   if (!complete) {
-    warp_top_k_packed<kKeyBits>(
-        scratch.histogram, plan.segments * list_stride, row.k, plan.index_bits,
+    warp_top_k_packed(
+        scratch.histogram, plan.segments * list_stride, row.k,
         [&](uint32_t i) {
           const int s = static_cast<int>(i) / list_stride;
           const int j = static_cast<int>(i) - s * list_stride;
@@ -299,6 +325,16 @@ __device__ __forceinline__ void load_tile(uint4 (&raw)[kTileSlots * sizeof(Bits)
   constexpr int kVectors = kTileSlots / kVec;
   const int lane = threadIdx.x & 31;
   const Bits* aligned = r.in - r.offset;
+  const int tile_first = tile * kVectors * 32 * kVec - r.offset;
+  if (tile_first >= 0 && tile_first + kVectors * 32 * kVec <= r.length) {
+    // A whole tile inside the segment (the common case): no per-vector checks.
+#pragma unroll
+    for (int u = 0; u < kVectors; ++u) {
+      raw[u] = __ldg(reinterpret_cast<const uint4*>(aligned + (tile * kVectors + u) * 32 * kVec +
+                                                    lane * kVec));
+    }
+    return;
+  }
 #pragma unroll
   for (int u = 0; u < kVectors; ++u) {
     const int position = (tile * kVectors + u) * 32 * kVec + lane * kVec;
@@ -317,6 +353,28 @@ __device__ __forceinline__ void load_tile(uint4 (&raw)[kTileSlots * sizeof(Bits)
       }
       raw[u] = part.v;
     }
+  }
+}
+
+/// The rank keys of a loaded tile (layout of load_tile). kCheck: positions
+/// outside [0, length) (a tile that straddles the segment's ends) get key 0,
+/// which never enters the pool; whole tiles skip that per-element check.
+template <typename Format, int kTileSlots, bool kCheck>
+__device__ __forceinline__ void tile_keys(
+    const uint4 (&raw)[kTileSlots * sizeof(typename Format::Bits) / 16], int tile_base, int length,
+    bool largest, uint32_t (&keys)[kTileSlots]) {
+  using Bits = typename Format::Bits;
+  constexpr int kVec = 16 / sizeof(Bits);
+#pragma unroll
+  for (int j = 0; j < kTileSlots; ++j) {
+    union {
+      uint4 v;
+      Bits b[kVec];
+    } part;
+    part.v = raw[j / kVec];
+    const int i = tile_base + (j / kVec) * 32 * kVec + j % kVec;
+    const bool valid = !kCheck || static_cast<unsigned>(i) < static_cast<unsigned>(length);
+    keys[j] = valid ? rank_key<Format>(part.b[j % kVec], largest) : 0u;
   }
 }
 
@@ -391,16 +449,11 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       // Convert this tile; then put the next tile's loads in flight.
       uint32_t keys[kTileSlots];
       const int tile_base = tile * kTile + lane * kVec - r.offset;
-#pragma unroll
-      for (int j = 0; j < kTileSlots; ++j) {
-        union {
-          uint4 v;
-          Bits b[kVec];
-        } part;
-        part.v = raw[j / kVec];
-        const int i = tile_base + (j / kVec) * 32 * kVec + j % kVec;
-        const bool valid = static_cast<unsigned>(i) < static_cast<unsigned>(r.length);
-        keys[j] = valid ? rank_key<Format>(part.b[j % kVec], largest) : 0u;
+      const int tile_first = tile * kTile - r.offset;
+      if (tile_first >= 0 && tile_first + kTile <= r.length) {  // uniform: a whole tile
+        tile_keys<Format, kTileSlots, false>(raw, tile_base, r.length, largest, keys);
+      } else {
+        tile_keys<Format, kTileSlots, true>(raw, tile_base, r.length, largest, keys);
       }
       if (tile + 1 < r.tiles) {
         load_tile<Bits, kTileSlots>(raw, r, tile + 1);
@@ -413,14 +466,15 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
         uint32_t maxima[kGroupsPerLaneMax];
         group_maxima(keys, maxima);
         // About 2k / 32 groups per lane (see group_max_threshold).
+        constexpr int kKeyBits = Format::kKeyBits;
         if (k <= 16) {
-          threshold = group_max_threshold<1>(maxima, k);
+          threshold = group_max_threshold<kKeyBits, 1>(maxima, k);
         } else if (k <= 32) {
-          threshold = group_max_threshold<2>(maxima, k);
+          threshold = group_max_threshold<kKeyBits, 2>(maxima, k);
         } else if (k <= 64) {
-          threshold = group_max_threshold<4>(maxima, k);
+          threshold = group_max_threshold<kKeyBits, 4>(maxima, k);
         } else {
-          threshold = group_max_threshold<8>(maxima, k);
+          threshold = group_max_threshold<kKeyBits, 8>(maxima, k);
         }
       }
       uint32_t floor_key = max(threshold, 1u);
@@ -432,9 +486,9 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       if (pool_count + entering > kPoolCapacity) {
         // Cut the pool to its exact top k and raise the threshold.
         if (pool_count > static_cast<uint32_t>(k)) {
-          const uint64_t cut = warp_top_k_packed<Format::kKeyBits>(
-              scratch.histogram, pool_count, k, plan.index_bits,
-              [&](uint32_t t) { return scratch.pool[t]; }, scratch.pool);
+          const uint64_t cut = warp_top_k_packed(
+              scratch.histogram, pool_count, k, [&](uint32_t t) { return scratch.pool[t]; },
+              scratch.pool);
           pool_count = k;
           const uint32_t cut_key = packed_key(cut);
           threshold = max(threshold, cut_key == 0xffffffffu ? cut_key : cut_key + 1u);
@@ -464,13 +518,12 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
 
     // ---- finish the segment: exact top k -----------------------------------
     if (k > 0 && !slow && pool_count >= static_cast<uint32_t>(k)) {
-      warp_top_k_packed<Format::kKeyBits>(
-          scratch.histogram, pool_count, k, plan.index_bits,
-          [&](uint32_t t) { return scratch.pool[t]; }, winners);
+      warp_top_k_packed(
+          scratch.histogram, pool_count, k, [&](uint32_t t) { return scratch.pool[t]; }, winners);
     } else if (k > 0) {
       // Slow path: exact select over the whole segment, re-read from L1/L2.
-      warp_top_k_packed<Format::kKeyBits>(
-          scratch.histogram, r.length, k, plan.index_bits,
+      warp_top_k_packed(
+          scratch.histogram, r.length, k,
           [&](uint32_t i) {
             return pack_key_index(rank_key<Format>(r.in[i], largest), r.begin + i);
           },
@@ -494,8 +547,8 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
         const RowShape shape = row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols),
                                          static_cast<int>(q.k));
         if (shape.k > 0) {
-          merge_segments<Format::kKeyBits>(plan, shape, lists + row * plan.segments * q.k,
-                                           static_cast<int>(q.k), scratch, winners);
+          merge_segments(plan, shape, lists + row * plan.segments * q.k, static_cast<int>(q.k),
+                         scratch, winners);
         }
         __syncwarp();
         write_row<Format>(q, row_in, row, winners, shape.k);
@@ -526,7 +579,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /// but 2 per row lose to whole rows (1024x32000 fp32: 86-94 vs 72 µs).
 SegmentPlan make_plan(const Problem& q, const DeviceFacts& device) {
   constexpr int64_t kMinFill = 5;  // split rows only with >= 5 resident warps per row
-  SegmentPlan plan{1, static_cast<int>(q.cols), 0, index_bits_for(q.cols)};
+  SegmentPlan plan{1, static_cast<int>(q.cols), 0};
   const int64_t resident_warps = int64_t{device.sm_count} * kCtasPerSm * kWarpsPerCta;
   const int64_t fill = resident_warps / std::max<int64_t>(q.rows, 1);
   if (q.k <= 0 || fill < kMinFill || q.cols < 2 * int64_t{kMinSegment}) return plan;

@@ -435,8 +435,8 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   if (shape.k > 1) block_bitonic_sort_descending<kThreads>(sorted, sort_n);
   for (int j = threadIdx.x; j < q.k; j += kThreads) {
-    const int64_t index = j < shape.k ? static_cast<int64_t>(packed_index(sorted[j])) : -1;
-    write_output<Format>(q, in, row, j, index);
+    const bool valid = j < shape.k;
+    write_output<Format>(q, in, row, j, valid ? sorted[j] : 0ull, valid);
   }
 }
 

@@ -76,35 +76,59 @@ __device__ __forceinline__ uint32_t warp_inclusive_sum(uint32_t x) {
  * Warp radix select over unique 64-bit packed (key, ~index) values: returns
  * P such that exactly k of the values are >= P (1 <= k <= number of values).
  * The same algorithm as block_select_packed (radix_select.cuh): 8-bit digits
- * from the top of the key down through the index bits, early exit once the
- * chosen bin holds exactly the values still needed, constant index digits
- * skipped. The result does not depend on enumeration or atomic order.
+ * from the top down, early exit once the chosen bin holds exactly the values
+ * still needed. The result does not depend on enumeration or atomic order.
+ *
+ * A first sweep ANDs and ORs the values: bits that are equal in every value
+ * (the shared sign and exponent of a candidate pool, a 16-bit key's empty
+ * upper half, the constant top bits of ~index) go into P at once, and each
+ * pass takes the 8 bits below the highest bit that still differs. So no pass
+ * is spent on a digit that cannot split the values, and the first pass does
+ * not pile every value into one histogram bin (32-way atomic conflicts).
  *
  * `histogram` is this warp's 256 counters (16-byte aligned, not shared with
  * other warps). `for_each(f)` calls f(value, in) with all 32 lanes converged
  * (the histogram update may use warp-collective operations); the values with
  * in == true, over all lanes and calls, form the whole set.
  */
-template <int kKeyBits, typename ForEach>
+template <typename ForEach>
 __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint32_t k,
-                                                       int index_bits, ForEach&& for_each) {
+                                                       ForEach&& for_each) {
   constexpr int kBits = 8;
   const int lane = threadIdx.x & 31;
-  const int low_top_shift = ((index_bits - 1) / kBits) * kBits;  // highest varying index digit
-  const uint32_t low_constant_ones =
-      low_top_shift + kBits >= 32 ? 0u : (0xffffffffu << (low_top_shift + kBits));
+  uint64_t all_and = ~0ull, all_or = 0;
+  for_each([&](uint64_t v, bool in) {
+    if (in) {
+      all_and &= v;
+      all_or |= v;
+    }
+  });
+  const uint64_t common_ones =
+      (static_cast<uint64_t>(__reduce_and_sync(kFullWarp, static_cast<uint32_t>(all_and >> 32)))
+       << 32) |
+      __reduce_and_sync(kFullWarp, static_cast<uint32_t>(all_and));
+  const uint64_t any_ones =
+      (static_cast<uint64_t>(__reduce_or_sync(kFullWarp, static_cast<uint32_t>(all_or >> 32)))
+       << 32) |
+      __reduce_or_sync(kFullWarp, static_cast<uint32_t>(all_or));
+  const uint64_t differing = common_ones ^ any_ones;
+  // Every value matches P on the constant bits; passes fill in the others.
+  uint64_t prefix = common_ones;
+  if (differing == 0) return prefix;  // a single value
   uint4* bins4 = reinterpret_cast<uint4*>(histogram);
-  uint64_t prefix = 0;
   uint32_t remaining = k;
-  int shift = 32 + kKeyBits - kBits;
+  // Bits fixed by earlier digits. A digit near bit 0 may overlap the one
+  // before it; matching on every decided bit keeps the values that an earlier
+  // pass already ranked above or below out of the counts.
+  uint64_t decided = 0;
+  int shift = max(63 - __clzll(differing) - (kBits - 1), 0);
 #pragma unroll 1
   while (true) {
     bins4[2 * lane] = make_uint4(0, 0, 0, 0);
     bins4[2 * lane + 1] = make_uint4(0, 0, 0, 0);
     __syncwarp();
-    const uint64_t high_mask = shift + kBits >= 64 ? 0ull : ~((1ull << (shift + kBits)) - 1ull);
     for_each([&](uint64_t v, bool in) {
-      const bool counted = in && ((v ^ prefix) & high_mask) == 0;
+      const bool counted = in && ((v ^ prefix) & decided) == 0;
       const uint32_t bin = static_cast<uint32_t>(v >> shift) & 255u;
 #if FASTTOPK_TUNE_WARP_AGGREGATE
       // Candidate pools crowd into a few bins: one atomic per distinct bin.
@@ -146,15 +170,13 @@ __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint
     digit = __shfl_sync(kFullWarp, digit, owner_lane);
     above = __shfl_sync(kFullWarp, above, owner_lane);
     in_bin = __shfl_sync(kFullWarp, in_bin, owner_lane);
+    // The digit's constant bits are already in prefix; OR keeps them.
     prefix |= static_cast<uint64_t>(digit) << shift;
+    decided |= 255ull << shift;
     remaining -= above;
-    if (in_bin == remaining || shift == 0) break;
-    if (shift == 32) {
-      prefix |= low_constant_ones;  // entering the low word: skip constant digits
-      shift = low_top_shift;
-    } else {
-      shift -= kBits;
-    }
+    const uint64_t below = differing & ((1ull << shift) - 1ull);
+    if (in_bin == remaining || below == 0) break;
+    shift = max(63 - __clzll(below) - (kBits - 1), 0);
     __syncwarp();  // every lane has read the bins before the next pass clears them
   }
   __syncwarp();
@@ -167,14 +189,14 @@ __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint
 /// `value_at(i)` gives value i in [0, count); dest may be the storage that
 /// value_at reads (in-place compaction: a value only moves to a lower slot,
 /// and every lane reads before any lane writes in each round).
-template <int kKeyBits, typename ValueAt>
+template <typename ValueAt>
 __device__ __forceinline__ uint64_t warp_top_k_packed(uint32_t* histogram, uint32_t count,
-                                                      uint32_t k, int index_bits,
-                                                      ValueAt&& value_at, uint64_t* dest) {
+                                                      uint32_t k, ValueAt&& value_at,
+                                                      uint64_t* dest) {
   const int lane = threadIdx.x & 31;
   uint64_t cut = 0;
   if (count > k) {
-    cut = warp_select_packed<kKeyBits>(histogram, k, index_bits, [&](auto&& f) {
+    cut = warp_select_packed(histogram, k, [&](auto&& f) {
       for (uint32_t base = 0; base < count; base += 32) {
         const uint32_t i = base + lane;
         f(i < count ? value_at(i) : 0ull, i < count);
