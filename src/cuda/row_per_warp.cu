@@ -17,6 +17,7 @@
 
 #include "cuda/algorithms.hpp"
 #include "cuda/common.cuh"
+#include "cuda/value_filter.cuh"
 #include "cuda/warp_select.cuh"
 
 namespace fasttopk::detail {
@@ -60,11 +61,15 @@ struct SegmentPlan {
 
 /// One warp's shared memory. The histogram is reused for the k winners after
 /// the select (256 counters = 128 packed values >= kMaxK). Whole rows need
-/// only the filter's pool; split rows also the merge's window.
-template <int kPoolSlots>
+/// only the filter's pool; split rows also the merge's window. `stage` holds
+/// the current tile's raw vectors of lanes with admitted elements (vector u
+/// of lane l at stage[u * 32 + l]: conflict-free 16-byte stores), so that
+/// the append can fetch an admitted element by a dynamic slot number.
+template <int kPoolSlots, int kStageVectors>
 struct alignas(16) WarpScratch {
   uint32_t histogram[256];
   uint64_t pool[kPoolSlots];
+  uint4 stage[kStageVectors * 32];
 };
 static_assert(sizeof(uint32_t) * 256 >= sizeof(uint64_t) * kMaxK, "winners alias the histogram");
 
@@ -257,10 +262,10 @@ __device__ __forceinline__ SegmentRef<typename Format::Bits> describe_segment(
  * top k crowds into a few segments: sorted or adversarial rows) the select
  * runs over the whole lists.
  */
+template <typename Scratch>
 __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape row,
                                                const uint64_t* lists, int list_stride,
-                                               WarpScratch<kPoolStorage>& scratch,
-                                               uint64_t* winners) {
+                                               Scratch& scratch, uint64_t* winners) {
   const int lane = threadIdx.x & 31;
   const int window = plan.window;
   const int window_slots = plan.segments * window;  // <= kPoolStorage (make_plan)
@@ -316,11 +321,12 @@ __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape
 /// l's slot j holds aligned position tile * kTile + (j / kVec) * 32 * kVec +
 /// l * kVec + j % kVec: a warp's vector loads cover 512 contiguous bytes.
 /// Full vectors are one aligned 16-byte load; vectors that straddle the
-/// segment's ends load their in-row elements one by one (others read as 0 and are
-/// masked when converted).
+/// segment's ends load their in-row elements one by one; the others read as
+/// `fill` (neutral_bits: they never raise a group maximum, and the hit mask
+/// excludes them).
 template <typename Bits, int kTileSlots>
 __device__ __forceinline__ void load_tile(uint4 (&raw)[kTileSlots * sizeof(Bits) / 16],
-                                          const SegmentRef<Bits>& r, int tile) {
+                                          const SegmentRef<Bits>& r, int tile, Bits fill) {
   constexpr int kVec = 16 / sizeof(Bits);
   constexpr int kVectors = kTileSlots / kVec;
   const int lane = threadIdx.x & 31;
@@ -349,32 +355,81 @@ __device__ __forceinline__ void load_tile(uint4 (&raw)[kTileSlots * sizeof(Bits)
 #pragma unroll
       for (int e = 0; e < kVec; ++e) {
         const int i = first + e;
-        part.b[e] = (i >= 0 && i < r.length) ? r.in[i] : Bits{0};
+        part.b[e] = (i >= 0 && i < r.length) ? r.in[i] : fill;
       }
       raw[u] = part.v;
     }
   }
 }
 
-/// The rank keys of a loaded tile (layout of load_tile). kCheck: positions
-/// outside [0, length) (a tile that straddles the segment's ends) get key 0,
-/// which never enters the pool; whole tiles skip that per-element check.
-template <typename Format, int kTileSlots, bool kCheck>
-__device__ __forceinline__ void tile_keys(
-    const uint4 (&raw)[kTileSlots * sizeof(typename Format::Bits) / 16], int tile_base, int length,
-    bool largest, uint32_t (&keys)[kTileSlots]) {
-  using Bits = typename Format::Bits;
-  constexpr int kVec = 16 / sizeof(Bits);
+/// Word p (0 .. kWords) of a lane's tile, viewed as 32-bit words (layout of
+/// load_tile; see value_filter.cuh for the elements of a word).
+template <int kVectors>
+__device__ __forceinline__ uint32_t tile_word(const uint4 (&raw)[kVectors], int p) {
+  const uint4& v = raw[p / 4];
+  return p % 4 == 0 ? v.x : p % 4 == 1 ? v.y : p % 4 == 2 ? v.z : v.w;
+}
+
+/// The hit mask (value_filter.cuh) of the lane's slots whose element index
+/// tile_base + ... lies in [0, length): all ones on whole tiles.
+template <typename Format, int kTileSlots>
+__device__ __forceinline__ uint32_t tile_valid_bits(int tile_base, int length) {
+  using Filter = ValueFilter<Format>;
+  constexpr int kVec = 16 / sizeof(typename Format::Bits);
+  uint32_t valid = 0;
 #pragma unroll
   for (int j = 0; j < kTileSlots; ++j) {
-    union {
-      uint4 v;
-      Bits b[kVec];
-    } part;
-    part.v = raw[j / kVec];
     const int i = tile_base + (j / kVec) * 32 * kVec + j % kVec;
-    const bool valid = !kCheck || static_cast<unsigned>(i) < static_cast<unsigned>(length);
-    keys[j] = valid ? rank_key<Format>(part.b[j % kVec], largest) : 0u;
+    if (static_cast<unsigned>(i) < static_cast<unsigned>(length)) valid |= Filter::slot_bit(j);
+  }
+  return valid;
+}
+
+/// The hit mask of a lane's kWords tile words (word_at(p)) against raw
+/// threshold t: one compare per word, no keys (value_filter.cuh).
+template <typename Format, int kWords, typename WordAt>
+__device__ __forceinline__ uint32_t tile_hits(WordAt&& word_at, uint32_t t, bool largest) {
+  using Filter = ValueFilter<Format>;
+  uint32_t hits = 0;
+  if (largest) {
+#pragma unroll
+    for (int p = 0; p < kWords; ++p)
+      hits |= Filter::admits(word_at(p), t, true) & Filter::hit_bits(p);
+  } else {
+#pragma unroll
+    for (int p = 0; p < kWords; ++p)
+      hits |= Filter::admits(word_at(p), t, false) & Filter::hit_bits(p);
+  }
+  return hits;
+}
+
+/// kGroupsPerLaneMax group maxima (as keys) of a lane's tile: the words are
+/// folded in value space (ValueFilter::fold, NaN ignored), then only the
+/// folded words get keys. 16-bit words fold pairwise, so their low and high
+/// halves are separate groups. Positions outside the segment hold
+/// neutral_bits, so every maximum is either a real element's key or the
+/// key of -inf (largest) / +inf (smallest), the lowest non-NaN key; either
+/// way the k-th largest maximum stays a lower bound of the segment's k-th
+/// largest key whenever the segment has k elements ranked above NaN-for-
+/// smallest (otherwise the pool ends up short and the exact slow path runs).
+template <typename Format, int kVectors>
+__device__ __forceinline__ void tile_group_maxima(const uint4 (&raw)[kVectors], bool largest,
+                                                  uint32_t (&maxima)[kGroupsPerLaneMax]) {
+  using Filter = ValueFilter<Format>;
+  constexpr int kWords = 4 * kVectors;
+  constexpr int kGroupWords = kGroupsPerLaneMax / Filter::kPerWord;  // folded words
+  static_assert(kWords % kGroupWords == 0, "equal groups");
+#pragma unroll
+  for (int g = 0; g < kGroupWords; ++g) {
+    uint32_t folded = tile_word(raw, g * (kWords / kGroupWords));
+#pragma unroll
+    for (int m = 1; m < kWords / kGroupWords; ++m) {
+      folded = Filter::fold(folded, tile_word(raw, g * (kWords / kGroupWords) + m), largest);
+    }
+    uint32_t keys[Filter::kPerWord];
+    Filter::keys(folded, largest, keys);
+#pragma unroll
+    for (int h = 0; h < Filter::kPerWord; ++h) maxima[g * Filter::kPerWord + h] = keys[h];
   }
 }
 
@@ -383,22 +438,28 @@ __device__ __forceinline__ void tile_keys(
  * ..., item = row * segments + segment. Each segment is streamed as tiles of
  * 32 * kTileSlots elements through registers, and the next tile (of this
  * segment or of the warp's next one) is always in flight while the current
- * one is filtered: one segment's selection overlaps the next one's loads.
+ * one's candidates are appended: one segment's selection overlaps the next
+ * one's loads.
  *
  *  Filter. A segment keeps a pool of candidates (packed (key, ~index),
  *  unique) in the warp's shared memory and a key threshold T with the
  *  invariant "every element of the segment's top k that has been seen is in
- *  the pool or has a key >= T and is still to come". Elements with key >=
- *  max(T, 1) enter the pool (one warp prefix sum per tile).
- *   - First tile: T = group_max_threshold, a lower bound of the segment's
- *     k-th largest key (k distinct elements of the tile have keys >= T).
+ *  the pool or has a key >= T and is still to come". Each tile is tested
+ *  against the floor max(T, 1) in value space (value_filter.cuh: one compare
+ *  per fp32 element or fp16/bf16 pair, admitting a superset of the keys >=
+ *  the floor); only admitted elements get their exact key, fetched by slot
+ *  from the lane's staged raw vectors, and enter the pool (one warp prefix
+ *  sum per tile).
+ *   - First tile: T = group_max_threshold over value-space group maxima, a
+ *     lower bound of the segment's k-th largest key.
  *   - When a tile would overflow the pool, the pool is cut to its exact top k
  *     by warp_top_k_packed (cut value P) and T becomes key(P) + 1: a later
  *     element with key(P) loses the tie to P on index, so it cannot enter.
- *  Key 0 (padding, and NaN under largest == false) never enters; if fewer
- *  than k elements entered, or a tile overflows even after a cut (heavy
- *  ties: all-equal rows, low-entropy bf16), the segment takes the slow path:
- *  an exact select over the whole segment re-read from L1/L2.
+ *  Key 0 (NaN under largest == false) never enters, nor do positions outside
+ *  the segment (hit mask); if fewer than k elements entered, or a tile
+ *  overflows even after a cut (heavy ties: all-equal rows, low-entropy
+ *  bf16), the segment takes the slow path: an exact select over the whole
+ *  segment re-read from L1/L2.
  *  Finish. Cut the pool to its top k. One segment per row: bitonic-sort the k
  *  winners in registers and write the row. Several: store the sorted winners
  *  as the segment's list in the workspace, __threadfence, take a ticket of
@@ -411,11 +472,14 @@ template <typename Format, int kTileSlots, bool kSplitRows>
 __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     row_per_warp_kernel(Problem q, SegmentPlan plan, uint64_t* lists, uint32_t* tickets) {
   using Bits = typename Format::Bits;
+  using Filter = ValueFilter<Format>;
   constexpr int kVec = 16 / sizeof(Bits);
   constexpr int kVectors = kTileSlots / kVec;
+  constexpr int kWords = 4 * kVectors;
   constexpr int kTile = 32 * kTileSlots;
   static_assert(kTileSlots % kVec == 0 && kTileSlots % kGroupsPerLaneMax == 0, "tile shape");
-  using Scratch = WarpScratch<kSplitRows ? kPoolStorage : kPoolCapacity>;
+  static_assert(kTileSlots <= 32, "one hit bit per slot");
+  using Scratch = WarpScratch<kSplitRows ? kPoolStorage : kPoolCapacity, kVectors>;
   __shared__ Scratch scratch_all[kWarpsPerCta];
 
   const int lane = threadIdx.x & 31;
@@ -424,13 +488,17 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerCta;
   const int64_t items = kSplitRows ? q.rows * plan.segments : q.rows;
   const bool largest = q.largest;
+  const Bits fill = static_cast<Bits>(neutral_bits<Format>(largest));
+  const auto staged_word = [&](int p) {
+    return reinterpret_cast<const uint32_t*>(&scratch.stage[(p / 4) * 32 + lane])[p % 4];
+  };
 
   int64_t item = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + (threadIdx.x >> 5);
   uint4 raw[kVectors];
   SegmentRef<Bits> next{};
   if (item < items) {
     next = describe_segment<Format, kTileSlots, kSplitRows>(q, plan, item);
-    if (next.tiles > 0) load_tile<Bits, kTileSlots>(raw, next, 0);
+    if (next.tiles > 0) load_tile<Bits, kTileSlots>(raw, next, 0, fill);
   }
   for (; item < items; item += warps) {
     const SegmentRef<Bits> r = next;
@@ -441,46 +509,50 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     }
     const int k = r.k;
 
-    if (r.tiles == 0 && next.tiles > 0) load_tile<Bits, kTileSlots>(raw, next, 0);
+    if (r.tiles == 0 && next.tiles > 0) load_tile<Bits, kTileSlots>(raw, next, 0, fill);
     uint32_t threshold = 0;
     uint32_t pool_count = 0;
     bool slow = false;
     for (int tile = 0; tile < r.tiles; ++tile) {
-      // Convert this tile; then put the next tile's loads in flight.
-      uint32_t keys[kTileSlots];
+      // Test this tile and stage the lanes' raw vectors that hold candidates;
+      // then put the next tile's loads in flight.
       const int tile_base = tile * kTile + lane * kVec - r.offset;
       const int tile_first = tile * kTile - r.offset;
-      if (tile_first >= 0 && tile_first + kTile <= r.length) {  // uniform: a whole tile
-        tile_keys<Format, kTileSlots, false>(raw, tile_base, r.length, largest, keys);
-      } else {
-        tile_keys<Format, kTileSlots, true>(raw, tile_base, r.length, largest, keys);
+      const bool whole = tile_first >= 0 && tile_first + kTile <= r.length;  // uniform
+      uint32_t hits = 0;
+      if (!slow) {
+        if (tile == 0 && k < r.length) {
+          uint32_t maxima[kGroupsPerLaneMax];
+          tile_group_maxima<Format>(raw, largest, maxima);
+          // About 2k / 32 groups per lane (see group_max_threshold).
+          constexpr int kKeyBits = Format::kKeyBits;
+          if (k <= 16) {
+            threshold = group_max_threshold<kKeyBits, 1>(maxima, k);
+          } else if (k <= 32) {
+            threshold = group_max_threshold<kKeyBits, 2>(maxima, k);
+          } else if (k <= 64) {
+            threshold = group_max_threshold<kKeyBits, 4>(maxima, k);
+          } else {
+            threshold = group_max_threshold<kKeyBits, 8>(maxima, k);
+          }
+        }
+        hits =
+            tile_hits<Format, kWords>([&](int p) { return tile_word(raw, p); },
+                                      admission_bits<Format>(max(threshold, 1u), largest), largest);
+        if (!whole) hits &= tile_valid_bits<Format, kTileSlots>(tile_base, r.length);
+        if (hits != 0) {
+#pragma unroll
+          for (int u = 0; u < kVectors; ++u) scratch.stage[u * 32 + lane] = raw[u];
+        }
       }
       if (tile + 1 < r.tiles) {
-        load_tile<Bits, kTileSlots>(raw, r, tile + 1);
+        load_tile<Bits, kTileSlots>(raw, r, tile + 1, fill);
       } else if (next.tiles > 0) {
-        load_tile<Bits, kTileSlots>(raw, next, 0);
+        load_tile<Bits, kTileSlots>(raw, next, 0, fill);
       }
       if (slow) continue;  // keep consuming tiles so the prefetch chain holds
 
-      if (tile == 0 && k < r.length) {
-        uint32_t maxima[kGroupsPerLaneMax];
-        group_maxima(keys, maxima);
-        // About 2k / 32 groups per lane (see group_max_threshold).
-        constexpr int kKeyBits = Format::kKeyBits;
-        if (k <= 16) {
-          threshold = group_max_threshold<kKeyBits, 1>(maxima, k);
-        } else if (k <= 32) {
-          threshold = group_max_threshold<kKeyBits, 2>(maxima, k);
-        } else if (k <= 64) {
-          threshold = group_max_threshold<kKeyBits, 4>(maxima, k);
-        } else {
-          threshold = group_max_threshold<kKeyBits, 8>(maxima, k);
-        }
-      }
-      uint32_t floor_key = max(threshold, 1u);
-      uint32_t mine = 0;
-#pragma unroll
-      for (int j = 0; j < kTileSlots; ++j) mine += keys[j] >= floor_key ? 1u : 0u;
+      uint32_t mine = __popc(hits);
       uint32_t inclusive = warp_inclusive_sum(mine);
       uint32_t entering = __shfl_sync(kFullWarp, inclusive, 31);
       if (pool_count + entering > kPoolCapacity) {
@@ -492,10 +564,12 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
           pool_count = k;
           const uint32_t cut_key = packed_key(cut);
           threshold = max(threshold, cut_key == 0xffffffffu ? cut_key : cut_key + 1u);
-          floor_key = max(threshold, 1u);
-          mine = 0;
-#pragma unroll
-          for (int j = 0; j < kTileSlots; ++j) mine += keys[j] >= floor_key ? 1u : 0u;
+          // A higher floor only removes hits: lanes without hits staged nothing.
+          if (hits != 0) {
+            hits &= tile_hits<Format, kWords>(
+                staged_word, admission_bits<Format>(max(threshold, 1u), largest), largest);
+          }
+          mine = __popc(hits);
           inclusive = warp_inclusive_sum(mine);
           entering = __shfl_sync(kFullWarp, inclusive, 31);
         }
@@ -504,13 +578,18 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
           continue;
         }
       }
+      // Append the admitted elements with their exact keys.
       uint32_t position = pool_count + inclusive - mine;
-#pragma unroll
-      for (int j = 0; j < kTileSlots; ++j) {
-        if (keys[j] >= floor_key) {
-          const int i = tile_base + (j / kVec) * 32 * kVec + j % kVec;
-          scratch.pool[position++] = pack_key_index(keys[j], static_cast<uint32_t>(r.begin + i));
-        }
+      const Bits* staged = reinterpret_cast<const Bits*>(scratch.stage);
+      while (hits != 0) {
+        const int j = Filter::slot_of_bit(__ffs(hits) - 1);
+        hits &= hits - 1;
+        const int u = j / kVec;
+        const int e = j % kVec;
+        const Bits bits = staged[(u * 32 + lane) * kVec + e];
+        const int i = tile_base + u * 32 * kVec + e;
+        scratch.pool[position++] =
+            pack_key_index(rank_key<Format>(bits, largest), static_cast<uint32_t>(r.begin + i));
       }
       pool_count += entering;
       __syncwarp();
