@@ -14,6 +14,7 @@
 // of the row to finish (an atomic ticket) merges the lists.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/algorithms.hpp"
 #include "cuda/common.cuh"
@@ -40,7 +41,13 @@ constexpr int kPoolStorage = 512;
 #endif
 constexpr int kPoolCapacity = FASTTOPK_TUNE_RPW_POOL;
 static_assert(kPoolCapacity <= kPoolStorage, "the pool lives in the warp's storage");
-constexpr int kGroupsPerLaneMax = 8;  // group maxima per lane for the threshold
+constexpr int kGroupsPerLaneMax = 8;
+#ifndef FASTTOPK_TUNE_RPW_WIDE16
+#define FASTTOPK_TUNE_RPW_WIDE16 1
+#endif
+constexpr bool kWideTiles16 =
+    FASTTOPK_TUNE_RPW_WIDE16 !=
+    0;  // 2048-element tiles for 16-bit  // group maxima per lane for the threshold
 #ifndef FASTTOPK_TUNE_RPW_MIN_SEGMENT
 #define FASTTOPK_TUNE_RPW_MIN_SEGMENT 2048
 #endif
@@ -362,6 +369,11 @@ __device__ __forceinline__ void load_tile(uint4 (&raw)[kTileSlots * sizeof(Bits)
   }
 }
 
+__device__ __forceinline__ uint32_t popcount(uint32_t m) { return __popc(m); }
+__device__ __forceinline__ uint32_t popcount(uint64_t m) { return __popcll(m); }
+__device__ __forceinline__ int lowest_bit(uint32_t m) { return __ffs(m) - 1; }
+__device__ __forceinline__ int lowest_bit(uint64_t m) { return __ffsll(m) - 1; }
+
 /// Word p (0 .. kWords) of a lane's tile, viewed as 32-bit words (layout of
 /// load_tile; see value_filter.cuh for the elements of a word).
 template <int kVectors>
@@ -372,33 +384,34 @@ __device__ __forceinline__ uint32_t tile_word(const uint4 (&raw)[kVectors], int 
 
 /// The hit mask (value_filter.cuh) of the lane's slots whose element index
 /// tile_base + ... lies in [0, length): all ones on whole tiles.
-template <typename Format, int kTileSlots>
-__device__ __forceinline__ uint32_t tile_valid_bits(int tile_base, int length) {
+template <typename Format, int kTileSlots, typename Mask>
+__device__ __forceinline__ Mask tile_valid_bits(int tile_base, int length) {
   using Filter = ValueFilter<Format>;
   constexpr int kVec = 16 / sizeof(typename Format::Bits);
-  uint32_t valid = 0;
+  Mask valid = 0;
 #pragma unroll
   for (int j = 0; j < kTileSlots; ++j) {
     const int i = tile_base + (j / kVec) * 32 * kVec + j % kVec;
-    if (static_cast<unsigned>(i) < static_cast<unsigned>(length)) valid |= Filter::slot_bit(j);
+    if (static_cast<unsigned>(i) < static_cast<unsigned>(length))
+      valid |= Filter::template slot_bit<Mask>(j);
   }
   return valid;
 }
 
 /// The hit mask of a lane's kWords tile words (word_at(p)) against raw
 /// threshold t: one compare per word, no keys (value_filter.cuh).
-template <typename Format, int kWords, typename WordAt>
-__device__ __forceinline__ uint32_t tile_hits(WordAt&& word_at, uint32_t t, bool largest) {
+template <typename Format, int kWords, typename Mask, typename WordAt>
+__device__ __forceinline__ Mask tile_hits(WordAt&& word_at, uint32_t t, bool largest) {
   using Filter = ValueFilter<Format>;
-  uint32_t hits = 0;
+  Mask hits = 0;
   if (largest) {
 #pragma unroll
     for (int p = 0; p < kWords; ++p)
-      hits |= Filter::admits(word_at(p), t, true) & Filter::hit_bits(p);
+      hits |= Filter::template hit_bits<Mask>(Filter::admits(word_at(p), t, true), p);
   } else {
 #pragma unroll
     for (int p = 0; p < kWords; ++p)
-      hits |= Filter::admits(word_at(p), t, false) & Filter::hit_bits(p);
+      hits |= Filter::template hit_bits<Mask>(Filter::admits(word_at(p), t, false), p);
   }
   return hits;
 }
@@ -478,7 +491,9 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   constexpr int kWords = 4 * kVectors;
   constexpr int kTile = 32 * kTileSlots;
   static_assert(kTileSlots % kVec == 0 && kTileSlots % kGroupsPerLaneMax == 0, "tile shape");
-  static_assert(kTileSlots <= 32, "one hit bit per slot");
+  static_assert(kTileSlots <= 32 || (kTileSlots == 64 && sizeof(Bits) == 2),
+                "one hit bit per slot: 64-slot tiles for 16-bit types only");
+  using Mask = std::conditional_t<(kTileSlots > 32), uint64_t, uint32_t>;  // hit bits
   using Scratch = WarpScratch<kSplitRows ? kPoolStorage : kPoolCapacity, kVectors>;
   __shared__ Scratch scratch_all[kWarpsPerCta];
 
@@ -519,7 +534,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       const int tile_base = tile * kTile + lane * kVec - r.offset;
       const int tile_first = tile * kTile - r.offset;
       const bool whole = tile_first >= 0 && tile_first + kTile <= r.length;  // uniform
-      uint32_t hits = 0;
+      Mask hits = 0;
       if (!slow) {
         if (tile == 0 && k < r.length) {
           uint32_t maxima[kGroupsPerLaneMax];
@@ -536,10 +551,10 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
             threshold = group_max_threshold<kKeyBits, 8>(maxima, k);
           }
         }
-        hits =
-            tile_hits<Format, kWords>([&](int p) { return tile_word(raw, p); },
-                                      admission_bits<Format>(max(threshold, 1u), largest), largest);
-        if (!whole) hits &= tile_valid_bits<Format, kTileSlots>(tile_base, r.length);
+        hits = tile_hits<Format, kWords, Mask>([&](int p) { return tile_word(raw, p); },
+                                               admission_bits<Format>(max(threshold, 1u), largest),
+                                               largest);
+        if (!whole) hits &= tile_valid_bits<Format, kTileSlots, Mask>(tile_base, r.length);
         if (hits != 0) {
 #pragma unroll
           for (int u = 0; u < kVectors; ++u) scratch.stage[u * 32 + lane] = raw[u];
@@ -552,7 +567,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       }
       if (slow) continue;  // keep consuming tiles so the prefetch chain holds
 
-      uint32_t mine = __popc(hits);
+      uint32_t mine = popcount(hits);
       uint32_t inclusive = warp_inclusive_sum(mine);
       uint32_t entering = __shfl_sync(kFullWarp, inclusive, 31);
       if (pool_count + entering > kPoolCapacity) {
@@ -566,10 +581,10 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
           threshold = max(threshold, cut_key == 0xffffffffu ? cut_key : cut_key + 1u);
           // A higher floor only removes hits: lanes without hits staged nothing.
           if (hits != 0) {
-            hits &= tile_hits<Format, kWords>(
+            hits &= tile_hits<Format, kWords, Mask>(
                 staged_word, admission_bits<Format>(max(threshold, 1u), largest), largest);
           }
-          mine = __popc(hits);
+          mine = popcount(hits);
           inclusive = warp_inclusive_sum(mine);
           entering = __shfl_sync(kFullWarp, inclusive, 31);
         }
@@ -582,7 +597,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       uint32_t position = pool_count + inclusive - mine;
       const Bits* staged = reinterpret_cast<const Bits*>(scratch.stage);
       while (hits != 0) {
-        const int j = Filter::slot_of_bit(__ffs(hits) - 1);
+        const int j = Filter::slot_of_bit(lowest_bit(hits));
         hits &= hits - 1;
         const int u = j / kVec;
         const int e = j % kVec;
@@ -638,13 +653,18 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
 }
 
 /// Elements per lane and tile: 8 (256-element tiles) when every row fits one
-/// such tile, else 32 (1024-element tiles).
+/// such tile, 32 (1024-element tiles) when it fits one of those, else 64 for
+/// 16-bit types (2048-element tiles: the same 128 bytes of registers per lane
+/// as fp32's 32, half the per-tile overhead per element, and a first tile
+/// twice as large for the threshold) and 32 for fp32.
 int tile_slots_for(const Problem& q) {
   const int vec = 16 / q.element_bytes();
   const bool aligned = reinterpret_cast<uintptr_t>(q.input) % 16 == 0 &&
                        (q.rows == 1 || (q.row_stride * q.element_bytes()) % 16 == 0);
   const int64_t need = q.cols + (aligned ? 0 : vec - 1);
-  return need <= 32 * 8 ? 8 : 32;
+  if (need <= 32 * 8) return 8;
+  if (need <= 32 * 32 || q.element_bytes() == 4 || !kWideTiles16) return 32;
+  return 64;
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -708,12 +728,19 @@ int launch(const Problem& q, const DeviceFacts& device, void* workspace, cudaStr
   const unsigned grid = static_cast<unsigned>(std::min(needed, resident));
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
+    // The widest tile: 64 slots for 16-bit types (see tile_slots_for).
+    constexpr int kWide = sizeof(typename Format::Bits) == 2 && kWideTiles16 ? 64 : 32;
+    const int slots = tile_slots_for(q);
     if (plan.segments > 1) {
-      row_per_warp_kernel<Format, 32, true><<<grid, kThreads, 0, stream>>>(q, plan, lists, tickets);
-    } else if (tile_slots_for(q) == 8) {
+      row_per_warp_kernel<Format, kWide, true>
+          <<<grid, kThreads, 0, stream>>>(q, plan, lists, tickets);
+    } else if (slots == 8) {
       row_per_warp_kernel<Format, 8, false><<<grid, kThreads, 0, stream>>>(q, plan, lists, tickets);
-    } else {
+    } else if (slots == 32) {
       row_per_warp_kernel<Format, 32, false>
+          <<<grid, kThreads, 0, stream>>>(q, plan, lists, tickets);
+    } else if constexpr (kWide == 64) {
+      row_per_warp_kernel<Format, 64, false>
           <<<grid, kThreads, 0, stream>>>(q, plan, lists, tickets);
     }
     return cudaGetLastError();

@@ -23,10 +23,12 @@
 //
 // Words and hit bits: a lane's tile is a sequence of 32-bit words (one fp32
 // element, or two 16-bit elements: slot 2p in the low half of word p, slot
-// 2p + 1 in the high half). admits(word p) & hit_bit(p) sets bit p for fp32,
-// and bits p (low half) and 16 + p (high half) for 16-bit types, so the hit
-// mask of a 32-slot tile is one register and slot_of_bit maps a set bit
-// back to its slot.
+// 2p + 1 in the high half). The hit mask has one bit per slot (Mask: 32 or
+// 64 bits). hit_bits(admits(word p), p) sets bit p for fp32; for 16-bit
+// types each 32-bit half of the mask serves 16 words, word p setting bits
+// p % 16 (low element) and 16 + p % 16 (high element) of half p / 16, so a
+// single AND with a constant places both results. slot_bit(j) is slot j's
+// bit and slot_of_bit maps a set bit back to its slot.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -71,8 +73,15 @@ struct ValueFilter<Fp32Bits> {
     const float limit = __uint_as_float(t);
     return (largest ? !(x < limit) : (x <= limit)) ? 0xffffffffu : 0u;
   }
-  static __device__ __forceinline__ constexpr uint32_t hit_bits(int p) { return 1u << p; }
-  static __device__ __forceinline__ constexpr uint32_t slot_bit(int j) { return 1u << j; }
+  /// Word p's admits() result as hit bits (its one bit).
+  template <typename Mask>
+  static __device__ __forceinline__ Mask hit_bits(uint32_t admitted, int p) {
+    return static_cast<Mask>(admitted & (1u << p));
+  }
+  template <typename Mask>
+  static __device__ __forceinline__ constexpr Mask slot_bit(int j) {
+    return Mask{1} << j;
+  }
   static __device__ __forceinline__ int slot_of_bit(int b) { return b; }
 
   /// The best of two words' elements in the requested order, ignoring NaN
@@ -111,12 +120,17 @@ struct PairValueFilter {
     const Pair limit = as_pair(t | (t << 16));
     return largest ? __hgeu2_mask(as_pair(word), limit) : __hle2_mask(as_pair(word), limit);
   }
-  static __device__ __forceinline__ constexpr uint32_t hit_bits(int p) { return 0x00010001u << p; }
-  static __device__ __forceinline__ constexpr uint32_t slot_bit(int j) {
-    return 1u << (j / 2 + 16 * (j % 2));
+  /// Word p's admits() result as hit bits: its two bits, in half p / 16.
+  template <typename Mask>
+  static __device__ __forceinline__ Mask hit_bits(uint32_t admitted, int p) {
+    return static_cast<Mask>(admitted & (0x00010001u << (p % 16))) << (32 * (p / 16));
+  }
+  template <typename Mask>
+  static __device__ __forceinline__ constexpr Mask slot_bit(int j) {
+    return Mask{1} << ((j / 2) % 16 + 16 * (j % 2) + 32 * (j / 32));
   }
   static __device__ __forceinline__ int slot_of_bit(int b) {
-    return b < 16 ? 2 * b : 2 * (b - 16) + 1;
+    return 2 * ((b & 15) + 16 * (b >> 5)) + ((b >> 4) & 1);
   }
   /// Element-wise best of the two pairs (slot parity kept), NaN ignored.
   static __device__ __forceinline__ uint32_t fold(uint32_t a, uint32_t b, bool largest) {
