@@ -442,7 +442,7 @@ __global__ void __launch_bounds__(kThreads)
 
 const char* rejects_split(const Problem& q, const DeviceFacts& device) {
   if (q.k > kMaxK) return "k > 2048";
-  SplitPlan plan;
+  SplitPlan plan{};
   if (!make_plan(q, device, 0, Handoff::kTickets, &plan)) {
     return "the row is too long for this k (candidate budget)";
   }
@@ -450,9 +450,9 @@ const char* rejects_split(const Problem& q, const DeviceFacts& device) {
 }
 
 std::size_t workspace_split(const Problem& q, const DeviceFacts& device) {
-  SplitPlan plan;
-  make_plan(q, device, 0, Handoff::kTickets, &plan);
-  if (plan.splits == 1) return 0;
+  SplitPlan plan{};
+  // A shape the family rejects needs no workspace (the call fails before).
+  if (!make_plan(q, device, 0, Handoff::kTickets, &plan) || plan.splits == 1) return 0;
   WorkspaceLayout w(nullptr);
   RowHandoff::take(w, q.rows, int64_t{plan.splits} * plan.slots);
   return w.bytes();
@@ -514,7 +514,7 @@ int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPla
 
 int launch_split(const Problem& q, const DeviceFacts& device, void* workspace,
                  cudaStream_t stream) {
-  SplitPlan plan;
+  SplitPlan plan{};
   make_plan(q, device, 0, Handoff::kTickets, &plan);
   return launch_with_plan(q, device, plan, workspace, stream);
 }
@@ -523,7 +523,7 @@ int launch_split(const Problem& q, const DeviceFacts& device, void* workspace,
 const char* rejects_row(const Problem& q, const DeviceFacts& device) {
   if (q.k > kMaxK) return "k > 2048";
   if (q.cols > kMaxChunk) return "cols > 16384";
-  SplitPlan plan;
+  SplitPlan plan{};
   if (!make_plan(q, device, 1, Handoff::kTickets, &plan)) return "shared memory";
   return nullptr;
 }
@@ -531,7 +531,7 @@ const char* rejects_row(const Problem& q, const DeviceFacts& device) {
 std::size_t no_workspace(const Problem&, const DeviceFacts&) { return 0; }
 
 int launch_row(const Problem& q, const DeviceFacts& device, void* workspace, cudaStream_t stream) {
-  SplitPlan plan;
+  SplitPlan plan{};
   make_plan(q, device, 1, Handoff::kTickets, &plan);
   return launch_with_plan(q, device, plan, workspace, stream);
 }
@@ -541,7 +541,7 @@ const char* rejects_cluster(const Problem& q, const DeviceFacts& device) {
   if (device.cc_major < 9) return "thread-block clusters need compute capability 9.0 or newer";
   if (q.k > kMaxK) return "k > 2048";
   if (q.rows > int64_t{0x7fffffff}) return "rows > 2^31 - 1";
-  SplitPlan plan;
+  SplitPlan plan{};
   if (!make_plan(q, device, 0, Handoff::kCluster, &plan)) {
     return "the row does not fit one cluster of 8 CTAs for this k (cols > 131072, or candidates "
            "or shared memory over budget)";
@@ -550,7 +550,7 @@ const char* rejects_cluster(const Problem& q, const DeviceFacts& device) {
 }
 
 int launch_cluster(const Problem& q, const DeviceFacts& device, void*, cudaStream_t stream) {
-  SplitPlan plan;
+  SplitPlan plan{};
   make_plan(q, device, 0, Handoff::kCluster, &plan);
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
