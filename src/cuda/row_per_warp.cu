@@ -41,13 +41,13 @@ constexpr int kPoolStorage = 512;
 #endif
 constexpr int kPoolCapacity = FASTTOPK_TUNE_RPW_POOL;
 static_assert(kPoolCapacity <= kPoolStorage, "the pool lives in the warp's storage");
-constexpr int kGroupsPerLaneMax = 8;
+constexpr int kGroupsPerLaneMax = 8;  // group maxima per lane for the threshold
+// 2048-element tiles for fp16/bf16 rows longer than 1024 (tile_slots_for;
+// measured on the H100, docs/perf-notes.md v10). The override is for sweeps.
 #ifndef FASTTOPK_TUNE_RPW_WIDE16
 #define FASTTOPK_TUNE_RPW_WIDE16 1
 #endif
-constexpr bool kWideTiles16 =
-    FASTTOPK_TUNE_RPW_WIDE16 !=
-    0;  // 2048-element tiles for 16-bit  // group maxima per lane for the threshold
+constexpr bool kWideTiles16 = FASTTOPK_TUNE_RPW_WIDE16 != 0;
 #ifndef FASTTOPK_TUNE_RPW_MIN_SEGMENT
 #define FASTTOPK_TUNE_RPW_MIN_SEGMENT 2048
 #endif
