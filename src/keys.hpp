@@ -58,12 +58,17 @@ struct Bf16Bits {
 };
 using Fp32Bits = FloatBits<32>;
 
+/// All kKeyBits bits of a key set: the NaN key for largest.
+template <typename Format>
+FASTTOPK_HD constexpr uint32_t key_mask() {
+  return Format::kKeyBits == 32 ? 0xffffffffu : ((1u << Format::kKeyBits) - 1u);
+}
+
 /// Rank key of raw bits `b` (see the file comment). The key occupies the low
 /// kKeyBits bits of the result.
 template <typename Format>
 FASTTOPK_HD uint32_t rank_key(uint32_t b, bool largest) {
-  constexpr uint32_t kAllOnes =
-      Format::kKeyBits == 32 ? 0xffffffffu : ((1u << Format::kKeyBits) - 1u);
+  constexpr uint32_t kAllOnes = key_mask<Format>();
   uint32_t key;
   if ((b & Format::kAbsMask) > Format::kPosInf) {
     key = kAllOnes;  // NaN
@@ -80,8 +85,7 @@ FASTTOPK_HD uint32_t rank_key(uint32_t b, bool largest) {
 /// without a second, dependent read of the input.
 template <typename Format>
 FASTTOPK_HD uint32_t value_bits_of_key(uint32_t key, bool largest) {
-  constexpr uint32_t kAllOnes =
-      Format::kKeyBits == 32 ? 0xffffffffu : ((1u << Format::kKeyBits) - 1u);
+  constexpr uint32_t kAllOnes = key_mask<Format>();
   const uint32_t ordered = largest ? key : (~key & kAllOnes);
   return (ordered & Format::kSignBit) ? (ordered ^ Format::kSignBit) : (~ordered & kAllOnes);
 }
@@ -89,8 +93,7 @@ FASTTOPK_HD uint32_t value_bits_of_key(uint32_t key, bool largest) {
 /// Whether `key` is the rank key of NaN (see rank_key).
 template <typename Format>
 FASTTOPK_HD bool is_nan_key(uint32_t key, bool largest) {
-  constexpr uint32_t kAllOnes =
-      Format::kKeyBits == 32 ? 0xffffffffu : ((1u << Format::kKeyBits) - 1u);
+  constexpr uint32_t kAllOnes = key_mask<Format>();
   return key == (largest ? kAllOnes : 0u);
 }
 

@@ -329,8 +329,16 @@ __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape
 /// l * kVec + j % kVec: a warp's vector loads cover 512 contiguous bytes.
 /// Full vectors are one aligned 16-byte load; vectors that straddle the
 /// segment's ends load their in-row elements one by one; the others read as
-/// `fill` (neutral_bits: they never raise a group maximum, and the hit mask
-/// excludes them).
+/// `fill` (sentinel_bits, the worst non-NaN value: it never raises a group
+/// maximum, and the hit mask excludes those positions).
+/// Whether tile `tile` of segment `r` (32 * kTileSlots aligned positions)
+/// lies wholly inside the segment: no bounds checks needed.
+template <int kTileSlots, typename Bits>
+__device__ __forceinline__ bool whole_tile(const SegmentRef<Bits>& r, int tile) {
+  const int first = tile * 32 * kTileSlots - r.offset;
+  return first >= 0 && first + 32 * kTileSlots <= r.length;
+}
+
 template <typename Bits, int kTileSlots>
 __device__ __forceinline__ void load_tile(uint4 (&raw)[kTileSlots * sizeof(Bits) / 16],
                                           const SegmentRef<Bits>& r, int tile, Bits fill) {
@@ -338,9 +346,7 @@ __device__ __forceinline__ void load_tile(uint4 (&raw)[kTileSlots * sizeof(Bits)
   constexpr int kVectors = kTileSlots / kVec;
   const int lane = threadIdx.x & 31;
   const Bits* aligned = r.in - r.offset;
-  const int tile_first = tile * kVectors * 32 * kVec - r.offset;
-  if (tile_first >= 0 && tile_first + kVectors * 32 * kVec <= r.length) {
-    // A whole tile inside the segment (the common case): no per-vector checks.
+  if (whole_tile<kTileSlots>(r, tile)) {  // the common case: no per-vector checks
 #pragma unroll
     for (int u = 0; u < kVectors; ++u) {
       raw[u] = __ldg(reinterpret_cast<const uint4*>(aligned + (tile * kVectors + u) * 32 * kVec +
@@ -420,11 +426,11 @@ __device__ __forceinline__ Mask tile_hits(WordAt&& word_at, uint32_t t, bool lar
 /// folded in value space (ValueFilter::fold, NaN ignored), then only the
 /// folded words get keys. 16-bit words fold pairwise, so their low and high
 /// halves are separate groups. Positions outside the segment hold
-/// neutral_bits, so every maximum is either a real element's key or the
-/// key of -inf (largest) / +inf (smallest), the lowest non-NaN key; either
-/// way the k-th largest maximum stays a lower bound of the segment's k-th
-/// largest key whenever the segment has k elements ranked above NaN-for-
-/// smallest (otherwise the pool ends up short and the exact slow path runs).
+/// sentinel_bits (-inf for largest, +inf for smallest), so every maximum is either a real element's
+/// key or the key of -inf (largest) / +inf (smallest), the lowest non-NaN key; either way the k-th
+/// largest maximum stays a lower bound of the segment's k-th largest key whenever the segment has k
+/// elements ranked above NaN-for- smallest (otherwise the pool ends up short and the exact slow
+/// path runs).
 template <typename Format, int kVectors>
 __device__ __forceinline__ void tile_group_maxima(const uint4 (&raw)[kVectors], bool largest,
                                                   uint32_t (&maxima)[kGroupsPerLaneMax]) {
@@ -503,7 +509,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerCta;
   const int64_t items = kSplitRows ? q.rows * plan.segments : q.rows;
   const bool largest = q.largest;
-  const Bits fill = static_cast<Bits>(neutral_bits<Format>(largest));
+  const Bits fill = static_cast<Bits>(sentinel_bits<Format>(largest));
   const auto staged_word = [&](int p) {
     return reinterpret_cast<const uint32_t*>(&scratch.stage[(p / 4) * 32 + lane])[p % 4];
   };
@@ -532,8 +538,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       // Test this tile and stage the lanes' raw vectors that hold candidates;
       // then put the next tile's loads in flight.
       const int tile_base = tile * kTile + lane * kVec - r.offset;
-      const int tile_first = tile * kTile - r.offset;
-      const bool whole = tile_first >= 0 && tile_first + kTile <= r.length;  // uniform
+      const bool whole = whole_tile<kTileSlots>(r, tile);  // warp-uniform
       Mask hits = 0;
       if (!slow) {
         if (tile == 0 && k < r.length) {
@@ -657,14 +662,18 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
 /// 16-bit types (2048-element tiles: the same 128 bytes of registers per lane
 /// as fp32's 32, half the per-tile overhead per element, and a first tile
 /// twice as large for the threshold) and 32 for fp32.
+constexpr int widest_tile_slots(int element_bytes) {
+  return element_bytes == 2 && kWideTiles16 ? 64 : 32;
+}
+
 int tile_slots_for(const Problem& q) {
   const int vec = 16 / q.element_bytes();
   const bool aligned = reinterpret_cast<uintptr_t>(q.input) % 16 == 0 &&
                        (q.rows == 1 || (q.row_stride * q.element_bytes()) % 16 == 0);
   const int64_t need = q.cols + (aligned ? 0 : vec - 1);
   if (need <= 32 * 8) return 8;
-  if (need <= 32 * 32 || q.element_bytes() == 4 || !kWideTiles16) return 32;
-  return 64;
+  if (need <= 32 * 32) return 32;
+  return widest_tile_slots(q.element_bytes());
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -729,7 +738,7 @@ int launch(const Problem& q, const DeviceFacts& device, void* workspace, cudaStr
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
     // The widest tile: 64 slots for 16-bit types (see tile_slots_for).
-    constexpr int kWide = sizeof(typename Format::Bits) == 2 && kWideTiles16 ? 64 : 32;
+    constexpr int kWide = widest_tile_slots(sizeof(typename Format::Bits));
     const int slots = tile_slots_for(q);
     if (plan.segments > 1) {
       row_per_warp_kernel<Format, kWide, true>

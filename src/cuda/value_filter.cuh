@@ -53,13 +53,6 @@ __device__ __forceinline__ uint32_t admission_bits(uint32_t floor_key, bool larg
   return value_bits_of_key<Format>(clamped, largest);
 }
 
-/// Raw bits that never raise a group maximum (see fold): -inf for largest,
-/// +inf for smallest. Loads fill positions outside a row with them.
-template <typename Format>
-__device__ __forceinline__ uint32_t neutral_bits(bool largest) {
-  return largest ? (Format::kPosInf | Format::kSignBit) : Format::kPosInf;
-}
-
 template <typename Format>
 struct ValueFilter;
 
