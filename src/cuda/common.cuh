@@ -132,4 +132,45 @@ struct RowHandoff {
   }
 };
 
+/// Phase timing for kernel development, compiled out unless built with
+/// -DFASTTOPK_PHASE_PROBE (scripts/probe-phases). The probing thread (one per
+/// launch: the caller decides, e.g. thread 0 of CTA 0) stamps clock64() at
+/// each mark(); finish() adds the cycles since the first mark to per-mark
+/// device totals and every 512 launches prints the mean cycles at each mark.
+/// Stamps of one thread on one SM: a barrier right before a mark makes it the
+/// time the whole CTA got there.
+#ifdef FASTTOPK_PHASE_PROBE
+static __device__ unsigned long long g_probe_totals[16];  // per translation unit
+static __device__ unsigned long long g_probe_launches;
+#endif
+struct PhaseProbe {
+#ifdef FASTTOPK_PHASE_PROBE
+  static constexpr int kMarks = 16;
+  long long stamps[kMarks];
+  int marks = 0;
+  bool active;
+  __device__ explicit PhaseProbe(bool probing) : active(probing) { mark(); }
+  __device__ __forceinline__ void mark() {
+    if (active && marks < kMarks) stamps[marks++] = clock64();
+  }
+  __device__ void finish(const char* name) {
+    mark();
+    if (!active) return;
+    for (int i = 1; i < marks; ++i) {
+      atomicAdd(&g_probe_totals[i], static_cast<unsigned long long>(stamps[i] - stamps[0]));
+    }
+    const unsigned long long n = atomicAdd(&g_probe_launches, 1ull) + 1;
+    if (n % 512 == 0) {
+      printf("probe %s launches %llu mean cycles at marks", name, n);
+      for (int i = 1; i < marks; ++i) printf(" %d:%llu", i, g_probe_totals[i] / n);
+      printf("\n");
+    }
+  }
+#else
+  __device__ explicit PhaseProbe(bool) {}
+  __device__ __forceinline__ void mark() {}
+  __device__ __forceinline__ void finish(const char*) {}
+#endif
+};
+
 }  // namespace fasttopk::detail

@@ -33,7 +33,10 @@
 // docs/perf-notes.md v8). Because rank 0's pool has room to spare, phase A
 // may also skip its exact select: a cheap lower bound of the chunk's k-th
 // largest key (chunk_lower_bound) usually lets only ~3k elements through,
-// and all of them go to the pool; phase B's select sorts it out.
+// and all of them go to the pool. For k <= 128 phase B then neither selects
+// nor sorts: a histogram of the candidates' top key bits isolates the k-th
+// one's bin, and the few candidates in and above it are ranked by counting
+// (rank_phase_b); a select and a sort remain the fallback.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -73,6 +76,13 @@ constexpr int kMinClusterChunk = 1024;                       // cluster: element
 // percentile, so 4k + 128 slots rarely fall back to the exact select.
 constexpr int kPrefilterMaxK = 256;
 constexpr int64_t prefilter_slots(int64_t k) { return 4 * k + 128; }
+// Pre-filtered cluster plans with k <= kRankMax / 2 end differently: rank 0
+// histograms the top kHistogramBits key bits of the candidates and ranks
+// those in and above the bin of the k-th one directly when they are at most
+// kRankMax (see rank_phase_b).
+constexpr int kHistogramBits = 12;
+constexpr int kHistogramBins = 1 << kHistogramBits;
+constexpr int kRankMax = 256;
 #ifndef FASTTOPK_TUNE_CLUSTER_THREADS
 #define FASTTOPK_TUNE_CLUSTER_THREADS 512
 #endif
@@ -83,26 +93,33 @@ constexpr int kClusterThreads = FASTTOPK_TUNE_CLUSTER_THREADS;
 constexpr int kClusterPdl = FASTTOPK_TUNE_CLUSTER_PDL;  // programmatic dependent launch
 
 struct SplitPlan {
-  int splits;       // CTAs per row
-  int chunk;        // elements per CTA (last one may be shorter)
-  int slots;        // candidate slots per CTA: min(k, chunk); cluster pre-filter: more
-  int index_bits;   // bits needed for an index < cols
-  int pool_offset;  // bytes from the start of dynamic smem to phase B's pool
-  int sort_offset;  // bytes from the start of dynamic smem to the sort buffer
+  int splits;            // CTAs per row
+  int chunk;             // elements per CTA (last one may be shorter)
+  int slots;             // candidate slots per CTA: min(k, chunk); cluster pre-filter: more
+  int index_bits;        // bits needed for an index < cols
+  int pool_offset;       // bytes from the start of dynamic smem to phase B's pool
+  int sort_offset;       // bytes from the start of dynamic smem to the sort buffer
+  int histogram_offset;  // bytes to the candidates' key histogram, or -1: none
   std::size_t shared_bytes;
 };
 
 template <int kWarps>
 struct PrefilterShared {
   uint32_t warp_bound[kWarps];
-  uint32_t passing;
+};
+
+/// Where rank 0's phase B finds the k-th candidate (see rank_phase_b).
+struct RankBin {
+  uint32_t bin;     // histogram bin of the k-th largest candidate
+  uint32_t above;   // candidates in higher bins (< k)
+  uint32_t in_bin;  // candidates in that bin
 };
 
 /// An upper bound of the kernel's static shared memory (the select state,
-/// the pre-filter's state for up to 32 warps, a few scalars): the dynamic
-/// part of a plan may use the opt-in limit minus this.
+/// the pre-filter's state and the scan's totals for up to 32 warps, a few
+/// scalars): the dynamic part of a plan may use the opt-in limit minus this.
 constexpr std::size_t kStaticSharedBound =
-    sizeof(PackedSelectShared) + sizeof(PrefilterShared<32>) + 64;
+    sizeof(PackedSelectShared) + sizeof(PrefilterShared<32>) + 32 * sizeof(uint32_t) + 64;
 
 /// How a row's CTAs hand their candidates to the CTA that merges.
 enum class Handoff {
@@ -153,23 +170,35 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
   plan->index_bits = index_bits_for(q.cols);
   std::size_t sort_capacity = 2;  // power of two >= k (the kernel sorts a power of two)
   while (sort_capacity < static_cast<std::size_t>(q.k)) sort_capacity <<= 1;
-  const std::size_t phase_a = static_cast<std::size_t>(chunk) * sizeof(uint32_t);
+  // Pre-filtered cluster plans: rank 0 ranks up to kRankMax candidates in
+  // the keys region once phase A is done (see rank_phase_b).
+  const bool histogram = handoff == Handoff::kCluster && q.k <= kRankMax / 2 &&
+                         plan->slots > std::min<int64_t>(q.k, chunk);
+  const std::size_t phase_a =
+      std::max(static_cast<std::size_t>(chunk) * sizeof(uint32_t),
+               histogram ? std::size_t{kRankMax} * sizeof(uint64_t) : std::size_t{0});
   const std::size_t phase_b =
       splits > 1 ? static_cast<std::size_t>(splits) * plan->slots * sizeof(uint64_t) : 0;
   const std::size_t pool_offset = handoff == Handoff::kCluster ? align_up(phase_a, 16) : 0;
   const std::size_t sort_offset = handoff == Handoff::kCluster
                                       ? align_up(pool_offset + phase_b, 16)
                                       : align_up(std::max(phase_a, phase_b), 16);
+  const std::size_t histogram_offset = align_up(sort_offset + sort_capacity * sizeof(uint64_t), 16);
   plan->pool_offset = static_cast<int>(pool_offset);
   plan->sort_offset = static_cast<int>(sort_offset);
-  plan->shared_bytes = sort_offset + sort_capacity * sizeof(uint64_t);
+  plan->histogram_offset = histogram ? static_cast<int>(histogram_offset) : -1;
+  plan->shared_bytes =
+      histogram ? histogram_offset + kHistogramBins * sizeof(uint32_t) : histogram_offset;
   return plan->shared_bytes <= device.shared_per_block_optin - kStaticSharedBound;
 }
 
 /// Loads elements [begin, begin + length) of the row `in` as rank keys into
 /// keys[0 .. length): the 16-byte-aligned body as one batch of vector loads
 /// (up to kBatch per thread in flight before the first use), the unaligned
-/// head and tail element by element. All threads call this.
+/// head and tail element by element. The body's keys are stored 16 bytes at
+/// a time where the head leaves them aligned: scalar stores of a vector's
+/// 4-8 keys hit the same banks from every lane (measured 1.5 µs for a 12 KB
+/// fp16 chunk, docs/perf-notes.md v11). All threads call this.
 template <typename Format, int kThreads>
 __device__ __forceinline__ void load_chunk_keys(const typename Format::Bits* in, int begin,
                                                 int length, bool largest, uint32_t* keys) {
@@ -182,6 +211,7 @@ __device__ __forceinline__ void load_chunk_keys(const typename Format::Bits* in,
   const int vectors = (length - head) / kVec;
   const int tail_begin = head + vectors * kVec;
   const uint4* body = reinterpret_cast<const uint4*>(first + head);
+  const bool vector_stores = head % 4 == 0;  // keys + head is 16-byte aligned
   const int t = static_cast<int>(threadIdx.x);
   for (int base = 0; base < vectors; base += kThreads * kBatch) {
     uint4 raw[kBatch];
@@ -199,9 +229,19 @@ __device__ __forceinline__ void load_chunk_keys(const typename Format::Bits* in,
           Bits b[kVec];
         } part;
         part.v = raw[u];
+        uint32_t key[kVec];
 #pragma unroll
-        for (int e = 0; e < kVec; ++e) {
-          keys[head + v * kVec + e] = rank_key<Format>(part.b[e], largest);
+        for (int e = 0; e < kVec; ++e) key[e] = rank_key<Format>(part.b[e], largest);
+        uint32_t* dest = keys + head + v * kVec;
+        if (vector_stores) {
+#pragma unroll
+          for (int e = 0; e < kVec; e += 4) {
+            *reinterpret_cast<uint4*>(dest + e) =
+                make_uint4(key[e], key[e + 1], key[e + 2], key[e + 3]);
+          }
+        } else {
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) dest[e] = key[e];
         }
       }
     }
@@ -264,9 +304,8 @@ __device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
  * largest of its 32 group maxima with m = ceil(k / warps), and the bound is
  * the smallest of the warps' values. Each warp then has m groups whose
  * maxima are >= its value >= the bound: warps * m >= k distinct elements,
- * so at least k keys are >= the bound and the chunk's top k all are. Also
- * counts the keys >= the bound into s.passing. Two block barriers; all
- * threads call this; 1 <= k <= 32 * warps.
+ * so at least k keys are >= the bound and the chunk's top k all are. One
+ * block barrier; all threads call this; 1 <= k <= 32 * warps.
  */
 template <int kThreads>
 __device__ __forceinline__ uint32_t chunk_lower_bound(const uint32_t* keys, int length, int k,
@@ -276,22 +315,185 @@ __device__ __forceinline__ uint32_t chunk_lower_bound(const uint32_t* keys, int 
   const int warp = threadIdx.x >> 5;
   uint32_t group_max[1] = {0};
   for (int i = threadIdx.x; i < length; i += kThreads) group_max[0] = max(group_max[0], keys[i]);
-  warp_bitonic_sort_descending<uint32_t, 1>(group_max);
   const int m = (k + kWarps - 1) / kWarps;
-  const uint32_t warp_value = __shfl_sync(kFullWarp, group_max[0], m - 1);
+  uint32_t warp_value = 0;  // the m-th largest group maximum of the warp
+  if (m <= 8) {
+    // m rounds of "take the maximum, retire one lane holding it": a few
+    // dependent instructions each, cheaper than a 15-stage sort for small m.
+    uint32_t mine = group_max[0];
+    for (int round = 0; round < m; ++round) {
+      warp_value = __reduce_max_sync(kFullWarp, mine);
+      const uint32_t holders = __ballot_sync(kFullWarp, mine == warp_value);
+      if (lane == __ffs(holders) - 1) mine = 0;  // 0: the smallest key, never above a real one
+    }
+  } else {
+    warp_bitonic_sort_descending<uint32_t, 1>(group_max);
+    warp_value = __shfl_sync(kFullWarp, group_max[0], m - 1);
+  }
   if (lane == 0) s.warp_bound[warp] = warp_value;
-  if (threadIdx.x == 0) s.passing = 0;
   __syncthreads();
   uint32_t bound = s.warp_bound[0];
 #pragma unroll
   for (int w = 1; w < kWarps; ++w) bound = min(bound, s.warp_bound[w]);
-  uint32_t mine = 0;
-  for (int i = threadIdx.x; i < length; i += kThreads) mine += keys[i] >= bound ? 1u : 0u;
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) mine += __shfl_xor_sync(kFullWarp, mine, offset);
-  if (lane == 0) atomicAdd(&s.passing, mine);
-  __syncthreads();
   return bound;
+}
+
+/// Exclusive prefix sum of `x` over the block's threads in threadIdx order;
+/// *total receives the sum over all threads. `warp_totals` holds one entry
+/// per warp. One block barrier (callers separate two uses by another).
+template <int kThreads>
+__device__ __forceinline__ uint32_t block_exclusive_sum(uint32_t x, uint32_t* warp_totals,
+                                                        uint32_t* total) {
+  constexpr int kWarps = kThreads / 32;
+  const int warp = threadIdx.x >> 5;
+  const uint32_t inclusive = warp_inclusive_sum(x);
+  if ((threadIdx.x & 31) == 31) warp_totals[warp] = inclusive;
+  __syncthreads();
+  uint32_t before = 0, sum = 0;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) {
+    const uint32_t t = warp_totals[w];
+    before += w < warp ? t : 0u;
+    sum += t;
+  }
+  *total = sum;
+  return before + inclusive - x;
+}
+
+/// The histogram bin of a packed candidate: its key's top kHistogramBits.
+template <int kKeyBits>
+__device__ __forceinline__ uint32_t histogram_bin(uint64_t packed) {
+  return static_cast<uint32_t>(packed >> (32 + kKeyBits - kHistogramBits));
+}
+
+/*
+ * Phase B of a pre-filtered cluster row, when it can avoid a select and a
+ * sort. The pool's real candidates (chunk c's first chunk_counts[c] slots)
+ * are counted into `histogram` (zeroed by the caller) by histogram_bin, and
+ * one block scan finds the bin B holding the k-th largest candidate: `above`
+ * candidates lie in higher bins, `in_bin` in B, above < k <= above + in_bin.
+ * The candidates in bins >= B, a set S that contains the row's top k, are
+ * gathered into `gathered` (one warp-aggregated shared atomic per warp and
+ * round); if |S| <= kRankMax each candidate's rank is the number of larger
+ * ones in S (several threads per candidate), and rank r < k is written to
+ * output slot r: packed values are unique, so the ranks are a permutation
+ * and the output is sorted and deterministic. Returns false, having written
+ * nothing, if |S| > kRankMax (heavy ties, k near kRankMax); the caller then
+ * selects and sorts. All threads call this; 1 <= k <= number of candidates.
+ */
+template <typename Format, int kThreads>
+__device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Format::Bits* in,
+                                             int64_t row, int k, uint32_t* histogram,
+                                             const uint64_t* pool, const uint32_t* chunk_counts,
+                                             int splits, int slots, uint64_t* gathered,
+                                             RankBin& found, uint32_t* warp_totals,
+                                             uint32_t& gathered_count, PhaseProbe& probe) {
+  constexpr int kPerThread = kHistogramBins / kThreads;
+  static_assert(kPerThread % 4 == 0, "bins are read as uint4");
+  const int t = threadIdx.x;
+  const int lane = t & 31;
+  // The real candidates: chunk c's are pool[c * slots + p] for
+  // p < chunk_counts[c], numbered g = starts[c] + p over all chunks.
+  int starts[kMaxClusterCtas + 1];
+  starts[0] = 0;
+#pragma unroll
+  for (int c = 0; c < kMaxClusterCtas; ++c) {
+    starts[c + 1] = starts[c] + (c < splits ? static_cast<int>(chunk_counts[c]) : 0);
+  }
+  const int candidates = starts[kMaxClusterCtas];
+  auto pool_position = [&](int g) {
+    int position = g;
+#pragma unroll
+    for (int c = 1; c < kMaxClusterCtas; ++c) {
+      if (g >= starts[c]) position = g - starts[c] + c * slots;
+    }
+    return position;
+  };
+  for (int g = t; g < candidates; g += kThreads) {
+    atomicAdd(&histogram[histogram_bin<Format::kKeyBits>(pool[pool_position(g)])], 1u);
+  }
+  __syncthreads();
+  // Thread t owns bins [first, first + kPerThread), thread 0 the highest.
+  const int first = (kThreads - 1 - t) * kPerThread;
+  uint32_t counts[kPerThread];
+#pragma unroll
+  for (int i = 0; i < kPerThread; i += 4) {
+    const uint4 c = *reinterpret_cast<const uint4*>(histogram + first + i);
+    counts[i] = c.x;
+    counts[i + 1] = c.y;
+    counts[i + 2] = c.z;
+    counts[i + 3] = c.w;
+  }
+  uint32_t mine = 0;
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) mine += counts[i];
+  if (t == 0) {
+    found.in_bin = ~0u;  // stays if no thread owns rank k (impossible): the caller's path
+    gathered_count = 0;
+  }
+  uint32_t total;
+  const uint32_t before = block_exclusive_sum<kThreads>(mine, warp_totals, &total);
+  if (before < static_cast<uint32_t>(k) && static_cast<uint32_t>(k) <= before + mine) {
+    uint32_t run = before;
+#pragma unroll
+    for (int i = kPerThread - 1; i >= 0; --i) {
+      if (run < static_cast<uint32_t>(k) && static_cast<uint32_t>(k) <= run + counts[i]) {
+        found.bin = static_cast<uint32_t>(first + i);
+        found.above = run;
+        found.in_bin = counts[i];
+      }
+      run += counts[i];
+    }
+  }
+  __syncthreads();
+  probe.mark();  // bin found
+  const uint32_t set_size = found.above + found.in_bin;
+  if (found.in_bin > static_cast<uint32_t>(kRankMax) || set_size > kRankMax) return false;
+
+  // Gather S.
+  const uint32_t bin = found.bin;
+  for (int base = t - lane; base < candidates; base += kThreads) {
+    const int g = base + lane;
+    const uint64_t v = g < candidates ? pool[pool_position(g)] : 0ull;
+    const bool take = g < candidates && histogram_bin<Format::kKeyBits>(v) >= bin;
+    const uint32_t ballot = __ballot_sync(kFullWarp, take);
+    uint32_t slot = 0;
+    if (lane == 0 && ballot != 0) slot = atomicAdd(&gathered_count, __popc(ballot));
+    slot = __shfl_sync(kFullWarp, slot, 0);
+    if (take) gathered[slot + __popc(ballot & ((1u << lane) - 1u))] = v;
+  }
+  __syncthreads();
+  probe.mark();  // set gathered
+
+  // Rank: `group` threads per candidate (a power of two <= 32), each counting
+  // the larger values among every group-th member of S.
+  const int n = static_cast<int>(set_size);
+  int group = 32;
+  while (group > 1 && n * group > kThreads) group >>= 1;
+  const int member = t / group;
+  const int part = t % group;
+  const uint64_t value = member < n ? gathered[member] : 0ull;
+  uint32_t rank = 0;
+  if (member < n) {
+    // Four independent loads per round keep the shared-memory latency off
+    // the critical path.
+    int j = part;
+    for (; j + 3 * group < n; j += 4 * group) {
+      rank += (gathered[j] > value ? 1u : 0u) + (gathered[j + group] > value ? 1u : 0u) +
+              (gathered[j + 2 * group] > value ? 1u : 0u) +
+              (gathered[j + 3 * group] > value ? 1u : 0u);
+    }
+    for (; j < n; j += group) rank += gathered[j] > value ? 1u : 0u;
+  }
+  for (int offset = group >> 1; offset > 0; offset >>= 1) {
+    rank += __shfl_xor_sync(kFullWarp, rank, offset);
+  }
+  probe.mark();  // ranked (thread 0's group)
+  if (member < n && part == 0 && rank < static_cast<uint32_t>(k)) {
+    write_output<Format>(q, in, row, rank, value, true);
+  }
+  for (int j = k + t; j < q.k; j += kThreads) write_output<Format>(q, in, row, j, 0ull, false);
+  return true;
 }
 
 /*
@@ -304,9 +506,11 @@ __device__ __forceinline__ uint32_t chunk_lower_bound(const uint32_t* keys, int 
  * chunk c's exact top k_c packed values once chunk c's CTA has taken its
  * ticket; tickets[row] counts CTAs of the row that have finished phase A.
  * Invariants (cluster; the cluster is (1, splits, 1), so cluster rank ==
- * split): after the second cluster barrier, pool[c*slots .. (c+1)*slots) of
- * the row's rank-0 CTA holds a superset of chunk c's top k_c (its exact top
- * k_c, or every element >= the pre-filter's bound), padded with packed 0.
+ * split): after the second cluster barrier, pool[c*slots .. c*slots +
+ * chunk_counts[c]) of the row's rank-0 CTA holds a superset of chunk c's top
+ * k_c (its exact top k_c, or every element >= the pre-filter's bound); the
+ * rest of the chunk's slots holds packed 0 in plans without a histogram (in
+ * plans with one, rank 0 pads them only before a fallback select).
  * The first barrier (arrive at entry, wait before the first remote store)
  * guarantees that rank 0 is running before anyone writes into its shared
  * memory; ranks > 0 exit after their release-arrive, and nobody reads their
@@ -322,19 +526,34 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ uint32_t compact_count;
   __shared__ bool is_last;
   __shared__ PrefilterShared<kThreads / 32> prefilter;
+  __shared__ uint32_t warp_totals[kThreads / 32];
+  __shared__ RankBin rank_bin;
+  __shared__ uint32_t chunk_counts[kMaxClusterCtas];  // cluster rank 0: real slots per chunk
+  PhaseProbe probe(blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0);  // mark 0
+  const int split = blockIdx.y;
+  uint32_t* histogram = plan.histogram_offset >= 0
+                            ? reinterpret_cast<uint32_t*>(shared_raw + plan.histogram_offset)
+                            : nullptr;
 
   if constexpr (kCluster) {
+    if (histogram != nullptr &&
+        split == 0) {  // zero for rank_phase_b (phase A's barriers order it)
+      for (int i = threadIdx.x; i < kHistogramBins / 4; i += kThreads) {
+        reinterpret_cast<uint4*>(histogram)[i] = make_uint4(0, 0, 0, 0);
+      }
+    }
     cluster_arrive_relaxed();       // "this CTA runs"
     wait_for_prerequisite_grids();  // launched early (PDL): inputs may still be in the making
   }
   const int64_t row = blockIdx.x;  // x: rows may exceed gridDim.y's 65535
-  const int split = blockIdx.y;
   const RowShape shape =
       row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols), static_cast<int>(q.k));
   const Bits* in = static_cast<const Bits*>(q.input) + row * q.row_stride;
+  probe.mark();  // 1: inputs may be read
   uint32_t* keys = reinterpret_cast<uint32_t*>(shared_raw);
   uint64_t* pool = reinterpret_cast<uint64_t*>(shared_raw + plan.pool_offset);
   uint64_t* sorted = reinterpret_cast<uint64_t*>(shared_raw + plan.sort_offset);
+  uint64_t* keys64 = reinterpret_cast<uint64_t*>(shared_raw);  // rank_phase_b's set, after phase A
 
   // ---- phase A: this chunk's top k_c (exact, or a pre-filtered superset) --
   const int begin = split * plan.chunk;
@@ -344,29 +563,46 @@ __global__ void __launch_bounds__(kThreads)
   load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
   if (threadIdx.x == 0) compact_count = 0;
   __syncthreads();
+  probe.mark();  // 2: chunk loaded
   auto chunk_value = [&](int i) { return pack_key_index(keys[i], begin + i); };
-  uint64_t threshold = 0;
-  int passing = k_chunk;  // how many values phase A hands on
-  bool exact = k_chunk > 0 && k_chunk < length;
-  if constexpr (kCluster) {
-    if (exact && plan.slots > k_chunk && k_chunk <= kPrefilterMaxK) {
-      const uint32_t bound = chunk_lower_bound<kThreads>(keys, length, k_chunk, prefilter);
-      if (prefilter.passing <= static_cast<uint32_t>(plan.slots)) {
-        threshold = static_cast<uint64_t>(bound) << 32;  // v >= threshold <=> key >= bound
-        passing = static_cast<int>(prefilter.passing);
-        exact = false;
+  uint64_t threshold = 0;                             // the values >= threshold go on
+  uint32_t passing = static_cast<uint32_t>(k_chunk);  // how many they are
+  // The pre-filter counts its passing values per thread anyway, so a block
+  // prefix sum places them (`slot`: this thread's first); the exact select's
+  // winners take one shared atomic each (a counting pass more measured 3-6%
+  // slower on split_row and k = 2048).
+  bool by_prefix_sum = false;
+  uint32_t slot = 0;
+  if (k_chunk > 0 && k_chunk < length) {
+    if constexpr (kCluster) {
+      if (plan.slots > k_chunk && k_chunk <= kPrefilterMaxK) {
+        const uint32_t bound = chunk_lower_bound<kThreads>(keys, length, k_chunk, prefilter);
+        const uint64_t bound_value = static_cast<uint64_t>(bound)
+                                     << 32;  // v >= it <=> key >= bound
+        uint32_t count = 0;
+        for (int i = threadIdx.x; i < length; i += kThreads) count += keys[i] >= bound ? 1u : 0u;
+        uint32_t total;
+        const uint32_t first = block_exclusive_sum<kThreads>(count, warp_totals, &total);
+        if (total <= static_cast<uint32_t>(plan.slots)) {
+          threshold = bound_value;
+          passing = total;
+          slot = first;
+          by_prefix_sum = true;
+        }
       }
     }
+    if (!by_prefix_sum) {
+      threshold = block_select_packed<Format::kKeyBits, kThreads>(select, length, k_chunk,
+                                                                  plan.index_bits, chunk_value);
+    }
   }
-  if (exact) {
-    threshold = block_select_packed<Format::kKeyBits, kThreads>(select, length, k_chunk,
-                                                                plan.index_bits, chunk_value);
-  }
+  probe.mark();  // 3: threshold known
   // Destination of the winners: rank 0's pool (cluster), the workspace
   // (tickets), or (one split) the sort buffer.
   uint64_t* winners = sorted;
   if constexpr (kCluster) {
     cluster_wait_acquire();  // every CTA of the cluster has started
+    probe.mark();            // 4: cluster running
     winners = cluster_map(pool, 0) + split * plan.slots;
   } else if (plan.splits > 1) {
     winners = candidates + (row * plan.splits + split) * int64_t{plan.slots};
@@ -374,15 +610,21 @@ __global__ void __launch_bounds__(kThreads)
   if (k_chunk > 0) {
     for (int i = threadIdx.x; i < length; i += kThreads) {
       const uint64_t v = chunk_value(i);
-      if (v >= threshold) winners[atomicAdd(&compact_count, 1u)] = v;
+      if (v >= threshold) winners[by_prefix_sum ? slot++ : atomicAdd(&compact_count, 1u)] = v;
     }
   }
   if constexpr (kCluster) {
-    // Slots this chunk does not fill become packed 0, which ranks below
-    // every real element (see phase B's gather below).
-    for (int t = passing + threadIdx.x; t < plan.slots; t += kThreads) winners[t] = 0ull;
+    // Rank 0 learns how many slots this chunk filled. Without a histogram
+    // the others become packed 0 here, which ranks below every real element
+    // (see phase B's gather below); with one, rank 0 pads them itself only
+    // if it needs to (rank_phase_b does not).
+    if (threadIdx.x == 0) cluster_map(chunk_counts, 0)[split] = passing;
+    if (histogram == nullptr) {
+      for (int t = passing + threadIdx.x; t < plan.slots; t += kThreads) winners[t] = 0ull;
+    }
   }
 
+  probe.mark();  // 5 (cluster; 4 otherwise): winners handed on
   int pool_count = k_chunk;
   if (plan.splits > 1) {
     pool_count = plan.splits * plan.slots;
@@ -392,6 +634,20 @@ __global__ void __launch_bounds__(kThreads)
       cluster_arrive_release();
       if (split != 0) return;
       cluster_wait_acquire();
+      probe.mark();  // 6: every chunk's winners in the pool
+      if (histogram != nullptr) {
+        if (shape.k > 0 && rank_phase_b<Format, kThreads>(
+                               q, in, row, shape.k, histogram, pool, chunk_counts, plan.splits,
+                               plan.slots, keys64, rank_bin, warp_totals, compact_count, probe)) {
+          probe.finish("row_per_cluster ranked");  // 7: written
+          return;
+        }
+        // Select and sort instead: pad the slots the chunks did not fill.
+        for (int i = threadIdx.x; i < pool_count; i += kThreads) {
+          const int c = i / plan.slots;
+          if (i - c * plan.slots >= static_cast<int>(chunk_counts[c])) pool[i] = 0ull;
+        }
+      }
     } else {
       // ---- hand-off: the last CTA of the row continues --------------------
       __threadfence();
@@ -422,6 +678,7 @@ __global__ void __launch_bounds__(kThreads)
       threshold = block_select_packed<Format::kKeyBits, kThreads>(
           select, pool_count, shape.k, plan.index_bits, [&](int i) { return pool[i]; });
     }
+    probe.mark();  // 7: row threshold known
     for (int i = threadIdx.x; i < pool_count; i += kThreads) {
       const uint64_t v = pool[i];
       if (shape.k > 0 && v >= threshold) sorted[atomicAdd(&compact_count, 1u)] = v;
@@ -433,11 +690,14 @@ __global__ void __launch_bounds__(kThreads)
   while (sort_n < shape.k) sort_n <<= 1;
   for (int i = shape.k + threadIdx.x; i < sort_n; i += kThreads) sorted[i] = 0;  // sinks last
   __syncthreads();
+  probe.mark();  // 8 (cluster): winners gathered
   if (shape.k > 1) block_bitonic_sort_descending<kThreads>(sorted, sort_n);
+  probe.mark();  // 9 (cluster): sorted
   for (int j = threadIdx.x; j < q.k; j += kThreads) {
     const bool valid = j < shape.k;
     write_output<Format>(q, in, row, j, valid ? sorted[j] : 0ull, valid);
   }
+  probe.finish(kCluster ? "row_per_cluster" : "split_row");  // 10 (cluster): written
 }
 
 const char* rejects_split(const Problem& q, const DeviceFacts& device) {
