@@ -198,10 +198,11 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
 /// head and tail element by element. The body's keys are stored 16 bytes at
 /// a time where the head leaves them aligned: scalar stores of a vector's
 /// 4-8 keys hit the same banks from every lane (measured 1.5 µs for a 12 KB
-/// fp16 chunk, docs/perf-notes.md v11). All threads call this.
+/// fp16 chunk, docs/perf-notes.md v11). Returns the largest key this thread
+/// stored (0 if none). All threads call this.
 template <typename Format, int kThreads>
-__device__ __forceinline__ void load_chunk_keys(const typename Format::Bits* in, int begin,
-                                                int length, bool largest, uint32_t* keys) {
+__device__ __forceinline__ uint32_t load_chunk_keys(const typename Format::Bits* in, int begin,
+                                                    int length, bool largest, uint32_t* keys) {
   using Bits = typename Format::Bits;
   constexpr int kVec = 16 / sizeof(Bits);
   constexpr int kBatch = 8;
@@ -213,6 +214,7 @@ __device__ __forceinline__ void load_chunk_keys(const typename Format::Bits* in,
   const uint4* body = reinterpret_cast<const uint4*>(first + head);
   const bool vector_stores = head % 4 == 0;  // keys + head is 16-byte aligned
   const int t = static_cast<int>(threadIdx.x);
+  uint32_t largest_key = 0;
   for (int base = 0; base < vectors; base += kThreads * kBatch) {
     uint4 raw[kBatch];
 #pragma unroll
@@ -231,7 +233,10 @@ __device__ __forceinline__ void load_chunk_keys(const typename Format::Bits* in,
         part.v = raw[u];
         uint32_t key[kVec];
 #pragma unroll
-        for (int e = 0; e < kVec; ++e) key[e] = rank_key<Format>(part.b[e], largest);
+        for (int e = 0; e < kVec; ++e) {
+          key[e] = rank_key<Format>(part.b[e], largest);
+          largest_key = max(largest_key, key[e]);
+        }
         uint32_t* dest = keys + head + v * kVec;
         if (vector_stores) {
 #pragma unroll
@@ -246,10 +251,15 @@ __device__ __forceinline__ void load_chunk_keys(const typename Format::Bits* in,
       }
     }
   }
-  if (t < head) keys[t] = rank_key<Format>(first[t], largest);
+  if (t < head) {
+    keys[t] = rank_key<Format>(first[t], largest);
+    largest_key = max(largest_key, keys[t]);
+  }
   if (tail_begin + t < length) {
     keys[tail_begin + t] = rank_key<Format>(first[tail_begin + t], largest);
+    largest_key = max(largest_key, keys[tail_begin + t]);
   }
+  return largest_key;
 }
 
 // Thread-block cluster primitives (PTX; sm_90+). The barrier is split: an
@@ -299,8 +309,9 @@ __device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
 }
 
 /*
- * A lower bound of the k-th largest of keys[0 .. length), cheap to compute:
- * every thread takes the maximum of its keys (a group), every warp the m-th
+ * A lower bound of the k-th largest key of a chunk, cheap to compute: every
+ * thread brings the maximum of the keys it loaded (`group_max`: the groups
+ * are disjoint; 0 for none), every warp takes the m-th
  * largest of its 32 group maxima with m = ceil(k / warps), and the bound is
  * the smallest of the warps' values. Each warp then has m groups whose
  * maxima are >= its value >= the bound: warps * m >= k distinct elements,
@@ -308,13 +319,12 @@ __device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
  * block barrier; all threads call this; 1 <= k <= 32 * warps.
  */
 template <int kThreads>
-__device__ __forceinline__ uint32_t chunk_lower_bound(const uint32_t* keys, int length, int k,
+__device__ __forceinline__ uint32_t chunk_lower_bound(uint32_t thread_max, int k,
                                                       PrefilterShared<kThreads / 32>& s) {
   constexpr int kWarps = kThreads / 32;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
-  uint32_t group_max[1] = {0};
-  for (int i = threadIdx.x; i < length; i += kThreads) group_max[0] = max(group_max[0], keys[i]);
+  uint32_t group_max[1] = {thread_max};
   const int m = (k + kWarps - 1) / kWarps;
   uint32_t warp_value = 0;  // the m-th largest group maximum of the warp
   if (m <= 8) {
@@ -409,8 +419,15 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
     }
     return position;
   };
-  for (int g = t; g < candidates; g += kThreads) {
-    atomicAdd(&histogram[histogram_bin<Format::kKeyBits>(pool[pool_position(g)])], 1u);
+  // Thread t holds candidates t + r * kThreads in registers for both passes.
+  constexpr int kHeld =
+      static_cast<int>((kMaxClusterCtas * prefilter_slots(kRankMax / 2) + kThreads - 1) / kThreads);
+  uint64_t held[kHeld];
+#pragma unroll
+  for (int r = 0; r < kHeld; ++r) {
+    const int g = t + r * kThreads;
+    held[r] = g < candidates ? pool[pool_position(g)] : 0ull;
+    if (g < candidates) atomicAdd(&histogram[histogram_bin<Format::kKeyBits>(held[r])], 1u);
   }
   __syncthreads();
   // Thread t owns bins [first, first + kPerThread), thread 0 the highest.
@@ -452,10 +469,11 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
 
   // Gather S.
   const uint32_t bin = found.bin;
-  for (int base = t - lane; base < candidates; base += kThreads) {
-    const int g = base + lane;
-    const uint64_t v = g < candidates ? pool[pool_position(g)] : 0ull;
-    const bool take = g < candidates && histogram_bin<Format::kKeyBits>(v) >= bin;
+#pragma unroll
+  for (int r = 0; r < kHeld; ++r) {
+    if (r * kThreads + t - lane >= candidates) break;  // warp-uniform
+    const uint64_t v = held[r];
+    const bool take = t + r * kThreads < candidates && histogram_bin<Format::kKeyBits>(v) >= bin;
     const uint32_t ballot = __ballot_sync(kFullWarp, take);
     uint32_t slot = 0;
     if (lane == 0 && ballot != 0) slot = atomicAdd(&gathered_count, __popc(ballot));
@@ -468,10 +486,11 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
   // Rank: `group` threads per candidate (a power of two <= 32), each counting
   // the larger values among every group-th member of S.
   const int n = static_cast<int>(set_size);
-  int group = 32;
-  while (group > 1 && n * group > kThreads) group >>= 1;
-  const int member = t / group;
-  const int part = t % group;
+  int group_bits = 5;
+  while (group_bits > 0 && (n << group_bits) > kThreads) --group_bits;
+  const int group = 1 << group_bits;
+  const int member = t >> group_bits;
+  const int part = t & (group - 1);
   const uint64_t value = member < n ? gathered[member] : 0ull;
   uint32_t rank = 0;
   if (member < n) {
@@ -560,7 +579,7 @@ __global__ void __launch_bounds__(kThreads)
   const int length = max(0, min(plan.chunk, shape.length - begin));
   const int k_chunk = min(shape.k, length);
   const bool largest = q.largest;
-  load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
+  const uint32_t loaded_max = load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
   if (threadIdx.x == 0) compact_count = 0;
   __syncthreads();
   probe.mark();  // 2: chunk loaded
@@ -576,7 +595,7 @@ __global__ void __launch_bounds__(kThreads)
   if (k_chunk > 0 && k_chunk < length) {
     if constexpr (kCluster) {
       if (plan.slots > k_chunk && k_chunk <= kPrefilterMaxK) {
-        const uint32_t bound = chunk_lower_bound<kThreads>(keys, length, k_chunk, prefilter);
+        const uint32_t bound = chunk_lower_bound<kThreads>(loaded_max, k_chunk, prefilter);
         const uint64_t bound_value = static_cast<uint64_t>(bound)
                                      << 32;  // v >= it <=> key >= bound
         uint32_t count = 0;
