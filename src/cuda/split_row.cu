@@ -316,7 +316,8 @@ __device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
  * the smallest of the warps' values. Each warp then has m groups whose
  * maxima are >= its value >= the bound: warps * m >= k distinct elements,
  * so at least k keys are >= the bound and the chunk's top k all are. One
- * block barrier; all threads call this; 1 <= k <= 32 * warps.
+ * block barrier (which also orders shared-memory stores made before the
+ * call); all threads call this; 1 <= k <= 32 * warps.
  */
 template <int kThreads>
 __device__ __forceinline__ uint32_t chunk_lower_bound(uint32_t thread_max, int k,
@@ -581,8 +582,11 @@ __global__ void __launch_bounds__(kThreads)
   const bool largest = q.largest;
   const uint32_t loaded_max = load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
   if (threadIdx.x == 0) compact_count = 0;
-  __syncthreads();
-  probe.mark();  // 2: chunk loaded
+  // The pre-filter's barrier also publishes the keys; other paths wait here.
+  const bool prefiltering = kCluster && k_chunk > 0 && k_chunk < length && plan.slots > k_chunk &&
+                            k_chunk <= kPrefilterMaxK;
+  if (!prefiltering) __syncthreads();
+  probe.mark();  // 2: chunk loaded (stored, when the pre-filter follows)
   auto chunk_value = [&](int i) { return pack_key_index(keys[i], begin + i); };
   uint64_t threshold = 0;                             // the values >= threshold go on
   uint32_t passing = static_cast<uint32_t>(k_chunk);  // how many they are
@@ -594,7 +598,7 @@ __global__ void __launch_bounds__(kThreads)
   uint32_t slot = 0;
   if (k_chunk > 0 && k_chunk < length) {
     if constexpr (kCluster) {
-      if (plan.slots > k_chunk && k_chunk <= kPrefilterMaxK) {
+      if (prefiltering) {
         const uint32_t bound = chunk_lower_bound<kThreads>(loaded_max, k_chunk, prefilter);
         const uint64_t bound_value = static_cast<uint64_t>(bound)
                                      << 32;  // v >= it <=> key >= bound
