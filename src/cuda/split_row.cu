@@ -197,8 +197,9 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
 /// (up to kBatch per thread in flight before the first use), the unaligned
 /// head and tail element by element. The body's keys are stored 16 bytes at
 /// a time where the head leaves them aligned: scalar stores of a vector's
-/// 4-8 keys hit the same banks from every lane (measured 1.5 µs for a 12 KB
-/// fp16 chunk, docs/perf-notes.md v11). Returns the largest key this thread
+/// 4-8 keys hit the same banks from every lane (the load phase of a 12 KB
+/// fp16 chunk took 1.51 µs with them, 1.25 without; docs/perf-notes.md v11).
+/// Returns the largest key this thread
 /// stored (0 if none). All threads call this.
 template <typename Format, int kThreads>
 __device__ __forceinline__ uint32_t load_chunk_keys(const typename Format::Bits* in, int begin,
@@ -310,8 +311,8 @@ __device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
 
 /*
  * A lower bound of the k-th largest key of a chunk, cheap to compute: every
- * thread brings the maximum of the keys it loaded (`group_max`: the groups
- * are disjoint; 0 for none), every warp takes the m-th
+ * thread brings the maximum of the keys it loaded (`thread_max`: the
+ * threads' groups of keys are disjoint; 0 for none), every warp takes the m-th
  * largest of its 32 group maxima with m = ceil(k / warps), and the bound is
  * the smallest of the warps' values. Each warp then has m groups whose
  * maxima are >= its value >= the bound: warps * m >= k distinct elements,
