@@ -60,6 +60,11 @@ constexpr int kSplitThreads = 512;
 constexpr int kRowThreads = 256;
 constexpr int kMaxK = 2048;                         // largest k this family takes
 constexpr int kMaxChunk = 16384;                    // keys kept on chip by phase A (64 KB)
+// A cluster CTA may hold twice as many (128 KB; the shared-memory check of
+// make_plan still applies): one cluster then takes rows up to 262,144
+// elements, the 151k-262k vocabularies that split_row served at 2-3x the
+// time (docs/perf-notes.md v13).
+constexpr int kMaxClusterChunk = 32768;
 constexpr int kMaxCandidates = 24576;               // packed values phase B holds (192 KB)
 constexpr int kMinChunk = FASTTOPK_TUNE_MIN_CHUNK;  // below this a CTA is mostly overhead
 constexpr int kCtasPerSmTarget = 2;                 // grid size goal for few rows
@@ -142,7 +147,8 @@ int64_t candidates_for(const Problem& q, int64_t splits) {
 /// row length, or the row too long for one cluster).
 bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, Handoff handoff,
                SplitPlan* plan) {
-  const int64_t min_splits = ceil_div(q.cols, kMaxChunk);
+  const int64_t max_chunk = handoff == Handoff::kCluster ? kMaxClusterChunk : kMaxChunk;
+  const int64_t min_splits = ceil_div(q.cols, max_chunk);
   int64_t splits = forced_splits;
   if (handoff == Handoff::kCluster) {
     splits = std::clamp<int64_t>(q.cols / kMinClusterChunk, 2, kMaxClusterCtas);
@@ -159,7 +165,7 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
   // that every chunk of an aligned row starts aligned.
   int64_t chunk = ceil_div(std::max<int64_t>(q.cols, 1), splits);
   if (splits > 1) chunk = ceil_div(chunk, 8) * 8;
-  if (chunk > kMaxChunk) return false;
+  if (chunk > max_chunk) return false;
   plan->splits = static_cast<int>(splits);
   plan->chunk = static_cast<int>(chunk);
   plan->slots = static_cast<int>(std::min<int64_t>(
@@ -827,7 +833,7 @@ const char* rejects_cluster(const Problem& q, const DeviceFacts& device) {
   if (q.rows > int64_t{0x7fffffff}) return "rows > 2^31 - 1";
   SplitPlan plan{};
   if (!make_plan(q, device, 0, Handoff::kCluster, &plan)) {
-    return "the row does not fit one cluster of 8 CTAs for this k (cols > 131072, or candidates "
+    return "the row does not fit one cluster of 8 CTAs for this k (cols > 262144, or candidates "
            "or shared memory over budget)";
   }
   return nullptr;
