@@ -37,13 +37,15 @@ struct AutoRule {
 //    rows of >= 16k columns (256x128256 bf16 82 vs 145 µs, 128x65536 fp32
 //    30 vs 45; docs/perf-notes.md v7). On 32 rows of >= 128k columns it is
 //    faster cache-warm (32x262144 bf16 41 vs 54) but up to 3x slower with
-//    cold inputs (unexplained yet), so split_row keeps <= 64 rows.
+//    cold inputs (unexplained yet), so it does not take <= 64 rows.
 //  - row_per_cluster (split_row's kernel with the hand-off inside a
 //    thread-block cluster: no workspace, no memset node) beats every other
 //    algorithm on <= 8 rows of 8192-131072 columns at any k (0.59-0.93x the
 //    next best) and on 9-32 rows for k <= 64 (0.69-1.00x); with more rows or
 //    larger k its 8 CTAs per row lose to split_row (docs/perf-notes.md v8,
-//    sweep of 168 shapes, 2026-11-24).
+//    sweep of 168 shapes, 2026-11-24). Since v13 one cluster takes rows up
+//    to 262144 columns, where it beats split_row 1.3-2.2x on 1-32 rows at
+//    k <= 50 (32x151936 k50 bf16 17.7 vs 38.6 µs; docs/perf-notes.md v13).
 //  - split_row wins for few long rows (rows <= 64, cols >= 16384) and for
 //    k > 64 on long rows; row_per_cta (= split_row with one split) for the
 //    rest up to 16384 columns; block_per_row takes what nothing else can

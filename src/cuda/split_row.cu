@@ -58,11 +58,11 @@ namespace {
 #endif
 constexpr int kSplitThreads = 512;
 constexpr int kRowThreads = 256;
-constexpr int kMaxK = 2048;                         // largest k this family takes
-constexpr int kMaxChunk = 16384;                    // keys kept on chip by phase A (64 KB)
+constexpr int kMaxK = 2048;       // largest k this family takes
+constexpr int kMaxChunk = 16384;  // keys kept on chip by phase A (64 KB)
 // A cluster CTA may hold twice as many (128 KB; the shared-memory check of
 // make_plan still applies): one cluster then takes rows up to 262,144
-// elements, the 151k-262k vocabularies that split_row served at 2-3x the
+// elements, the 151k-262k vocabularies that split_row served at up to 2.2x the
 // time (docs/perf-notes.md v13).
 constexpr int kMaxClusterChunk = 32768;
 constexpr int kMaxCandidates = 24576;               // packed values phase B holds (192 KB)
