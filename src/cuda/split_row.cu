@@ -607,8 +607,8 @@ __global__ void __launch_bounds__(kThreads)
     if constexpr (kCluster) {
       if (prefiltering) {
         const uint32_t bound = chunk_lower_bound<kThreads>(loaded_max, k_chunk, prefilter);
-        const uint64_t bound_value = static_cast<uint64_t>(bound)
-                                     << 32;  // v >= it <=> key >= bound
+        // A packed value v is >= bound_value exactly when its key is >= bound.
+        const uint64_t bound_value = static_cast<uint64_t>(bound) << 32;
         uint32_t count = 0;
         for (int i = threadIdx.x; i < length; i += kThreads) count += keys[i] >= bound ? 1u : 0u;
         uint32_t total;
