@@ -553,6 +553,11 @@ TEST_F(Gpu, LargeShapes) {
       {DType::kFloat32, 5, 100000, 100, Dist::kSpecial, PerRow::kBoth},
       {DType::kBFloat16, 3, 70000, 64, Dist::kFewDistinct, PerRow::kLengths},
       {DType::kFloat16, 2, 65536, 33, Dist::kAllEqual, PerRow::kNone},
+      // Rows of 131k-262k elements in one 8-CTA cluster (up to 32,768 keys a
+      // CTA): the pre-filter and rank path at k <= 128 with per-row k and
+      // lengths, and -inf tails at a k the rank path does not take.
+      {DType::kBFloat16, 4, 151936, 50, Dist::kRandn, PerRow::kBoth},
+      {DType::kFloat32, 2, 200000, 200, Dist::kNegInfTail, PerRow::kNone},
   };
   for (DType d : kDTypes) {
     shapes.push_back({d, 4, 50304, 5, Dist::kRandn, PerRow::kNone});
