@@ -42,10 +42,13 @@ struct AutoRule {
 //    thread-block cluster: no workspace, no memset node) beats every other
 //    algorithm on <= 8 rows of 8192-131072 columns at any k (0.59-0.93x the
 //    next best) and on 9-32 rows for k <= 64 (0.69-1.00x); with more rows or
-//    larger k its 8 CTAs per row lose to split_row (docs/perf-notes.md v8,
+//    larger k its 8 CTAs per row lost to split_row (docs/perf-notes.md v8,
 //    sweep of 168 shapes, 2026-11-24). Since v13 one cluster takes rows up
 //    to 262144 columns, where it beats split_row 1.3-2.2x on 1-32 rows at
 //    k <= 50 (32x151936 k50 bf16 17.7 vs 38.6 µs; docs/perf-notes.md v13).
+//    Since v14 the CTAs per row shrink so that every cluster is resident at
+//    once, one CTA per SM, which takes 33-64 rows too (64x32000 k50 bf16
+//    8.7 vs split_row's 20.3 µs, 64x16384 k8 fp32 9.1 vs 14.1).
 //  - split_row wins for few long rows (rows <= 64, cols >= 16384) and for
 //    k > 64 on long rows; row_per_cta (= split_row with one split) for the
 //    rest up to 16384 columns; block_per_row takes what nothing else can
@@ -55,7 +58,7 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, -1, -1, -1, 2048, 64},
     {Algorithm::kRowPerWarp, 65, 384, 16385, -1, 64},
     {Algorithm::kRowPerCluster, -1, 8, 8192, -1, 2048},
-    {Algorithm::kRowPerCluster, 9, 32, 8192, -1, 64},
+    {Algorithm::kRowPerCluster, 9, 64, 8192, -1, 64},
     {Algorithm::kSplitRow, -1, 64, 8193, -1, 2048},
     {Algorithm::kRowPerCta, -1, -1, -1, 16384, 2048},
     {Algorithm::kSplitRow, -1, -1, 16385, -1, 2048},

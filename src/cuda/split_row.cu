@@ -139,28 +139,11 @@ int64_t candidates_for(const Problem& q, int64_t splits) {
   return splits * std::min<int64_t>(q.k, ceil_div(q.cols, splits));
 }
 
-/// The split of a row: enough CTAs to fill the GPU for few rows, chunks no
-/// larger than phase A holds, and candidates no more than phase B holds.
-/// Cluster hand-offs use up to kMaxClusterCtas CTAs per row and keep phase
-/// B's pool apart from phase A's keys (other CTAs write into it while this
-/// CTA still selects). Returns false if no split fits (k too large for the
-/// row length, or the row too long for one cluster).
-bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, Handoff handoff,
+/// The rest of a plan once the split count is known. Returns false if it
+/// does not fit (candidate budget, chunk or shared-memory limits).
+bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Handoff handoff,
                SplitPlan* plan) {
   const int64_t max_chunk = handoff == Handoff::kCluster ? kMaxClusterChunk : kMaxChunk;
-  const int64_t min_splits = ceil_div(q.cols, max_chunk);
-  int64_t splits = forced_splits;
-  if (handoff == Handoff::kCluster) {
-    splits = std::clamp<int64_t>(q.cols / kMinClusterChunk, 2, kMaxClusterCtas);
-    while (splits > min_splits && candidates_for(q, splits) > kMaxCandidates) --splits;
-    if (splits < 2 || splits < min_splits) return false;
-  } else if (splits <= 0) {
-    const int64_t fill = std::max<int64_t>(1, device.sm_count * kCtasPerSmTarget / q.rows);
-    splits = std::min<int64_t>(fill, std::max<int64_t>(1, q.cols / kMinChunk));
-    // Largest split count within the candidate budget (monotone in splits).
-    while (splits > min_splits && candidates_for(q, splits) > kMaxCandidates) --splits;
-    splits = std::max(splits, min_splits);
-  }
   // Chunks of whole 16-byte vectors (8 elements) when the row is split, so
   // that every chunk of an aligned row starts aligned.
   int64_t chunk = ceil_div(std::max<int64_t>(q.cols, 1), splits);
@@ -196,6 +179,58 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
   plan->shared_bytes =
       histogram ? histogram_offset + kHistogramBins * sizeof(uint32_t) : histogram_offset;
   return plan->shared_bytes <= device.shared_per_block_optin - kStaticSharedBound;
+}
+
+int resident_clusters(const Problem& q, const DeviceFacts& device, int splits,
+                      std::size_t shared_bytes);
+
+/// The split of a row: enough CTAs to fill the GPU for few rows, chunks no
+/// larger than phase A holds, and candidates no more than phase B holds.
+/// Cluster hand-offs keep phase B's pool apart from phase A's keys (other
+/// CTAs write into it while this CTA still selects) and use 2 to
+/// kMaxClusterCtas CTAs per row, chosen by two rules measured on the H100
+/// (docs/perf-notes.md v14):
+///  - every row's cluster resident at once: a second wave costs a whole
+///    serial chain (32 x 32000 fp32: 11.0 µs in 8-CTA clusters, of which 30
+///    fit at 2 CTAs per SM, 9.7 in 7-CTA ones);
+///  - then at most one CTA per SM: two CTAs sharing an SM cost more than a
+///    longer chunk (64 x 32000 bf16: 8.7 µs with 2 CTAs per row, 12.8 with 3,
+///    18.2 with 8).
+/// The largest split count that keeps both; failing that, the largest that
+/// keeps the first; failing that, the fewest waves. Returns false if no
+/// split fits (k too large for the row length, or the row too long for one
+/// cluster).
+bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, Handoff handoff,
+               SplitPlan* plan) {
+  const int64_t max_chunk = handoff == Handoff::kCluster ? kMaxClusterChunk : kMaxChunk;
+  const int64_t min_splits = ceil_div(q.cols, max_chunk);
+  if (handoff == Handoff::kCluster) {
+    const int64_t most = std::clamp<int64_t>(q.cols / kMinClusterChunk, 2, kMaxClusterCtas);
+    int64_t best_cost = -1;  // waves, then 1 if CTAs share SMs, lower is better
+    for (int64_t splits = most; splits >= std::max<int64_t>(2, min_splits); --splits) {
+      SplitPlan candidate{};
+      if (!fill_plan(q, device, splits, handoff, &candidate)) continue;
+      const int64_t resident =
+          resident_clusters(q, device, candidate.splits, candidate.shared_bytes);
+      const int64_t waves = ceil_div(q.rows, std::max<int64_t>(1, resident));
+      const int64_t cost = 2 * waves + (q.rows * splits > device.sm_count ? 1 : 0);
+      if (best_cost < 0 || cost < best_cost) {
+        *plan = candidate;
+        best_cost = cost;
+      }
+      if (cost == 2) break;  // one wave, one CTA per SM
+    }
+    return best_cost >= 0;
+  }
+  int64_t splits = forced_splits;
+  if (splits <= 0) {
+    const int64_t fill = std::max<int64_t>(1, device.sm_count * kCtasPerSmTarget / q.rows);
+    splits = std::min<int64_t>(fill, std::max<int64_t>(1, q.cols / kMinChunk));
+    // Largest split count within the candidate budget (monotone in splits).
+    while (splits > min_splits && candidates_for(q, splits) > kMaxCandidates) --splits;
+    splits = std::max(splits, min_splits);
+  }
+  return fill_plan(q, device, splits, handoff, plan);
 }
 
 /// Loads elements [begin, begin + length) of the row `in` as rank keys into
@@ -824,6 +859,62 @@ int launch_row(const Problem& q, const DeviceFacts& device, void* workspace, cud
   SplitPlan plan{};
   make_plan(q, device, 1, Handoff::kTickets, &plan);
   return launch_with_plan(q, device, plan, workspace, stream);
+}
+
+/// How many clusters of `splits` CTAs of the cluster kernel, each with
+/// `shared_bytes` of dynamic shared memory, the device holds at once
+/// (cudaOccupancyMaxActiveClusters: it knows how the GPCs pack clusters,
+/// which a CTAs-per-SM count does not; on the H100 at 2 CTAs per SM, 30
+/// clusters of 8, 32 of 7, 62 of 4). Cached per device, dtype, split count
+/// and the CTAs per SM the shared memory allows, which with the fixed
+/// thread count decide the answer; a failed query means "no limit known"
+/// (the largest split count then wins, as before the query existed).
+int resident_clusters(const Problem& q, const DeviceFacts& device, int splits,
+                      std::size_t shared_bytes) {
+  constexpr int kUnknown = 1 << 30;
+  constexpr int kCachedDevices = 16;
+  constexpr int kSharedClasses = 5;  // CTAs per SM by shared memory: 1, 2, 3, 4, more
+  static std::atomic<int> cache[kCachedDevices][3][kMaxClusterCtas + 1][kSharedClasses] = {};
+  const std::size_t per_cta = shared_bytes + kStaticSharedBound + 1024;  // 1 KB: system use
+  const int shared_class =
+      static_cast<int>(std::clamp<std::size_t>(device.shared_per_sm / per_cta, 1, kSharedClasses)) -
+      1;
+  const int dtype = static_cast<int>(q.dtype) % 3;
+  std::atomic<int>* cached = device.device >= 0 && device.device < kCachedDevices
+                                 ? &cache[device.device][dtype][splits][shared_class]
+                                 : nullptr;
+  if (cached != nullptr) {
+    const int known = cached->load(std::memory_order_relaxed);
+    if (known != 0) return known;
+  }
+  const int resident = dispatch_dtype(q.dtype, [&](auto format) -> int {
+    using Format = decltype(format);
+    auto kernel = split_row_kernel<Format, kClusterThreads, Handoff::kCluster>;
+    if (allow_full_shared_memory<Format, kClusterThreads, Handoff::kCluster>(device) !=
+        cudaSuccess) {
+      return kUnknown;
+    }
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(1, static_cast<unsigned>(splits));
+    config.blockDim = dim3(kClusterThreads);
+    config.dynamicSmemBytes = shared_bytes;
+    cudaLaunchAttribute cluster{};
+    cluster.id = cudaLaunchAttributeClusterDimension;
+    cluster.val.clusterDim.x = 1;
+    cluster.val.clusterDim.y = static_cast<unsigned>(splits);
+    cluster.val.clusterDim.z = 1;
+    config.attrs = &cluster;
+    config.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess ||
+        clusters <= 0) {
+      (void)cudaGetLastError();  // the query's error is not the caller's
+      return kUnknown;
+    }
+    return clusters;
+  });
+  if (cached != nullptr) cached->store(resident, std::memory_order_relaxed);
+  return resident;
 }
 
 // The same kernel with a row's CTAs in one cluster: no workspace, one node.
