@@ -48,7 +48,11 @@ struct AutoRule {
 //    k <= 50 (32x151936 k50 bf16 17.7 vs 38.6 µs; docs/perf-notes.md v13).
 //    Since v14 the CTAs per row shrink so that every cluster is resident at
 //    once, one CTA per SM, which takes 33-64 rows too (64x32000 k50 bf16
-//    8.7 vs split_row's 20.3 µs, 64x16384 k8 fp32 9.1 vs 14.1).
+//    8.7 vs split_row's 20.3 µs, 64x16384 k8 fp32 9.1 vs 14.1). Since v15
+//    k > 128 selects and ranks across the cluster (no gather into one CTA,
+//    no k-element sort), which beats split_row on 9-32 rows at any k
+//    (16x65536 k1024 bf16 18.4 vs 42.8 µs, 32x32000 k256 fp32 15.0 vs 21.7)
+//    and on 33-64 rows at k <= 128 (64x32000 k128 bf16 15.3 vs 22.8).
 //  - split_row wins for few long rows (rows <= 64, cols >= 16384) and for
 //    k > 64 on long rows; row_per_cta (= split_row with one split) for the
 //    rest up to 16384 columns; block_per_row takes what nothing else can
@@ -58,7 +62,8 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, -1, -1, -1, 2048, 64},
     {Algorithm::kRowPerWarp, 65, 384, 16385, -1, 64},
     {Algorithm::kRowPerCluster, -1, 8, 8192, -1, 2048},
-    {Algorithm::kRowPerCluster, 9, 64, 8192, -1, 64},
+    {Algorithm::kRowPerCluster, 9, 32, 8192, -1, 2048},
+    {Algorithm::kRowPerCluster, 33, 64, 8192, -1, 128},
     {Algorithm::kSplitRow, -1, 64, 8193, -1, 2048},
     {Algorithm::kRowPerCta, -1, -1, -1, 16384, 2048},
     {Algorithm::kSplitRow, -1, -1, 16385, -1, 2048},

@@ -96,9 +96,11 @@ enum class Algorithm : int32_t {
   /// needs a workspace).
   kRowPerWarp = 4,
   /// Latency path without a workspace: like kSplitRow, but the CTAs of a
-  /// row (2-8; cols <= 262144 where shared memory allows, which at 262144
-  /// columns is k up to about 1200) form one thread-block cluster and hand their
-  /// candidates to the row's first CTA through distributed shared memory;
+  /// row (2-8, as many as keep every row's cluster resident at once;
+  /// cols <= 262144 where shared memory allows, which at 262144 columns is k
+  /// up to about 1200) form one thread-block cluster that works through
+  /// distributed shared memory: for k <= 128 the CTAs hand their candidates
+  /// to the row's first CTA, for larger k they select and rank together;
   /// one kernel node per call, no memset. Needs compute capability >= 9.0
   /// (Hopper); k <= 2048. Launched with programmatic dependent launch: it may
   /// be scheduled while the previous kernel on the stream is still running,

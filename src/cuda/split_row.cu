@@ -36,7 +36,12 @@
 // and all of them go to the pool. For k <= 128 phase B then neither selects
 // nor sorts: a histogram of the candidates' top key bits isolates the k-th
 // one's bin, and the few candidates in and above it are ranked by counting
-// (rank_phase_b); a select and a sort remain the fallback.
+// (rank_phase_b); a select and a sort remain the fallback. For k > 128 no
+// CTA gathers anything: the cluster finds the k-th key's top 16 bits with
+// two rounds of 256-bin histograms summed across the cluster, every CTA
+// sorts its own candidates and ranks them against everyone's
+// (distributed_top_k, a kernel instantiation of its own); heavy ties fall
+// back to the select path.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -88,6 +93,9 @@ constexpr int64_t prefilter_slots(int64_t k) { return 4 * k + 128; }
 constexpr int kHistogramBits = 12;
 constexpr int kHistogramBins = 1 << kHistogramBits;
 constexpr int kRankMax = 256;
+// Cluster plans with k > kRankMax / 2 find the k-th key's top 16 bits in two
+// rounds of an 8-bit digit, a 256-bin histogram per CTA and round.
+constexpr int kDigitBins = 256;
 #ifndef FASTTOPK_TUNE_CLUSTER_THREADS
 #define FASTTOPK_TUNE_CLUSTER_THREADS 512
 #endif
@@ -104,7 +112,8 @@ struct SplitPlan {
   int index_bits;        // bits needed for an index < cols
   int pool_offset;       // bytes from the start of dynamic smem to phase B's pool
   int sort_offset;       // bytes from the start of dynamic smem to the sort buffer
-  int histogram_offset;  // bytes to the candidates' key histogram, or -1: none
+  int histogram_offset;  // bytes to the key histogram (rank or distributed plans), or -1: none
+  int set_capacity;      // distributed plans: room for a chunk's candidate set; 0: other plans
   std::size_t shared_bytes;
 };
 
@@ -123,8 +132,9 @@ struct RankBin {
 /// An upper bound of the kernel's static shared memory (the select state,
 /// the pre-filter's state and the scan's totals for up to 32 warps, a few
 /// scalars): the dynamic part of a plan may use the opt-in limit minus this.
-constexpr std::size_t kStaticSharedBound =
-    sizeof(PackedSelectShared) + sizeof(PrefilterShared<32>) + 32 * sizeof(uint32_t) + 64;
+constexpr std::size_t kStaticSharedBound = sizeof(PackedSelectShared) +
+                                           sizeof(PrefilterShared<32>) + 32 * sizeof(uint32_t) +
+                                           (kMaxClusterCtas + 1) * sizeof(uint32_t) + 64;
 
 /// How a row's CTAs hand their candidates to the CTA that merges.
 enum class Handoff {
@@ -163,11 +173,28 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
   // the keys region once phase A is done (see rank_phase_b).
   const bool histogram = handoff == Handoff::kCluster && q.k <= kRankMax / 2 &&
                          plan->slots > std::min<int64_t>(q.k, chunk);
+  // Cluster plans for larger k select and rank across the cluster
+  // (distributed_top_k): each CTA's two digit histograms alias its sort
+  // buffer (used only on the select path, after the histograms), and a
+  // chunk's candidate set and its sorted copy take the two halves of the
+  // pool (power-of-two halves: a large set is sorted by the bitonic network).
+  const bool distributed = handoff == Handoff::kCluster && q.k > kRankMax / 2 && splits > 1;
+  plan->set_capacity = 0;
+  int64_t pool_entries = int64_t{splits} * plan->slots;
+  if (distributed) {
+    // Room for |S| up to 2k at least (k plus the k-th key's 16-bit bin; with
+    // 2 CTAs per row the select path's pool holds only k per chunk).
+    int64_t capacity = 1;
+    while (capacity * 2 <= pool_entries / 2) capacity *= 2;
+    while (capacity < 2 * q.k) capacity *= 2;
+    plan->set_capacity = static_cast<int>(capacity);
+    pool_entries = std::max(pool_entries, 2 * capacity);
+  }
   const std::size_t phase_a =
       std::max(static_cast<std::size_t>(chunk) * sizeof(uint32_t),
                histogram ? std::size_t{kRankMax} * sizeof(uint64_t) : std::size_t{0});
   const std::size_t phase_b =
-      splits > 1 ? static_cast<std::size_t>(splits) * plan->slots * sizeof(uint64_t) : 0;
+      splits > 1 ? static_cast<std::size_t>(pool_entries) * sizeof(uint64_t) : 0;
   const std::size_t pool_offset = handoff == Handoff::kCluster ? align_up(phase_a, 16) : 0;
   const std::size_t sort_offset = handoff == Handoff::kCluster
                                       ? align_up(pool_offset + phase_b, 16)
@@ -175,14 +202,17 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
   const std::size_t histogram_offset = align_up(sort_offset + sort_capacity * sizeof(uint64_t), 16);
   plan->pool_offset = static_cast<int>(pool_offset);
   plan->sort_offset = static_cast<int>(sort_offset);
-  plan->histogram_offset = histogram ? static_cast<int>(histogram_offset) : -1;
+  plan->histogram_offset = histogram     ? static_cast<int>(histogram_offset)
+                           : distributed ? static_cast<int>(sort_offset)
+                                         : -1;
   plan->shared_bytes =
-      histogram ? histogram_offset + kHistogramBins * sizeof(uint32_t) : histogram_offset;
+      histogram     ? histogram_offset + kHistogramBins * sizeof(uint32_t)
+      : distributed ? std::max(histogram_offset, sort_offset + 2 * kDigitBins * sizeof(uint32_t))
+                    : histogram_offset;
   return plan->shared_bytes <= device.shared_per_block_optin - kStaticSharedBound;
 }
 
-int resident_clusters(const Problem& q, const DeviceFacts& device, int splits,
-                      std::size_t shared_bytes);
+int resident_clusters(const Problem& q, const DeviceFacts& device, const SplitPlan& plan);
 
 /// The split of a row: enough CTAs to fill the GPU for few rows, chunks no
 /// larger than phase A holds, and candidates no more than phase B holds.
@@ -210,8 +240,7 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
     for (int64_t splits = most; splits >= std::max<int64_t>(2, min_splits); --splits) {
       SplitPlan candidate{};
       if (!fill_plan(q, device, splits, handoff, &candidate)) continue;
-      const int64_t resident =
-          resident_clusters(q, device, candidate.splits, candidate.shared_bytes);
+      const int64_t resident = resident_clusters(q, device, candidate);
       const int64_t waves = ceil_div(q.rows, std::max<int64_t>(1, resident));
       const int64_t cost = 2 * waves + (q.rows * splits > device.sm_count ? 1 : 0);
       if (best_cost < 0 || cost < best_cost) {
@@ -420,6 +449,82 @@ __device__ __forceinline__ uint32_t histogram_bin(uint64_t packed) {
 }
 
 /*
+ * The histogram bin that holds the k-th largest member of a set, from the
+ * set's kHistogramBins-bin histogram: thread t brings the counts of bins
+ * [first, first + kPerThread) with first = (kThreads - 1 - t) * kPerThread
+ * (thread 0 the highest bins), one block prefix sum orders them from the
+ * top, and the thread whose bins hold rank k writes `found`: bin, `above`
+ * (members in higher bins, < k) and `in_bin` (above < k <= above + in_bin).
+ * found.in_bin stays ~0u if the set has fewer than k members. Two block
+ * barriers; all threads call this; `found` is valid for all after it.
+ */
+template <int kThreads, int kPerThread>
+__device__ __forceinline__ void find_bin_of_rank(const uint32_t (&counts)[kPerThread], int first,
+                                                 uint32_t k, uint32_t* warp_totals,
+                                                 RankBin& found) {
+  uint32_t mine = 0;
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) mine += counts[i];
+  if (threadIdx.x == 0) found.in_bin = ~0u;  // ordered before the owner's write by the scan
+  uint32_t total;
+  const uint32_t before = block_exclusive_sum<kThreads>(mine, warp_totals, &total);
+  if (before < k && k <= before + mine) {
+    uint32_t run = before;
+#pragma unroll
+    for (int i = kPerThread - 1; i >= 0; --i) {
+      if (run < k && k <= run + counts[i]) {
+        found.bin = static_cast<uint32_t>(first + i);
+        found.above = run;
+        found.in_bin = counts[i];
+      }
+      run += counts[i];
+    }
+  }
+  __syncthreads();
+}
+
+/*
+ * Ranks the n unique packed values of `set` (shared memory) by counting:
+ * the rank of v is the number of members larger than v, so the ranks are a
+ * permutation of 0 .. n-1 and rank r is the r-th largest. `group` threads
+ * (a power of two <= 32, as many as the block allows) share a member, each
+ * counting over every group-th one; members beyond the block's threads go
+ * round by round (kOneRound: the caller guarantees n <= kThreads, and the
+ * round loop goes; the latency path's rank_phase_b measured ~0.1 µs slower
+ * with it). emit(member, value, rank) runs once per member. O(n^2 / threads)
+ * work: worth it up to ~1k members, where a bitonic network's barriers cost
+ * more. All threads call this (warp shuffles).
+ */
+template <int kThreads, bool kOneRound, typename Emit>
+__device__ __forceinline__ void rank_by_counting(const uint64_t* set, int n, Emit&& emit) {
+  const int t = threadIdx.x;
+  int group_bits = 5;
+  while (group_bits > 0 && (n << group_bits) > kThreads) --group_bits;
+  const int group = 1 << group_bits;
+  const int part = t & (group - 1);
+  const int rounds_end = kOneRound ? 1 : n;
+  for (int base = 0; base < rounds_end; base += kThreads >> group_bits) {  // block-uniform
+    const int member = base + (t >> group_bits);
+    const uint64_t value = member < n ? set[member] : 0ull;
+    uint32_t rank = 0;
+    if (member < n) {
+      // Four independent loads per round keep the shared-memory latency off
+      // the critical path.
+      int j = part;
+      for (; j + 3 * group < n; j += 4 * group) {
+        rank += (set[j] > value ? 1u : 0u) + (set[j + group] > value ? 1u : 0u) +
+                (set[j + 2 * group] > value ? 1u : 0u) + (set[j + 3 * group] > value ? 1u : 0u);
+      }
+      for (; j < n; j += group) rank += set[j] > value ? 1u : 0u;
+    }
+    for (int offset = group >> 1; offset > 0; offset >>= 1) {
+      rank += __shfl_xor_sync(kFullWarp, rank, offset);
+    }
+    if (member < n && part == 0) emit(member, value, rank);
+  }
+}
+
+/*
  * Phase B of a pre-filtered cluster row, when it can avoid a select and a
  * sort. The pool's real candidates (chunk c's first chunk_counts[c] slots)
  * are counted into `histogram` (zeroed by the caller) by histogram_bin, and
@@ -484,28 +589,9 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
     counts[i + 2] = c.z;
     counts[i + 3] = c.w;
   }
-  uint32_t mine = 0;
-#pragma unroll
-  for (int i = 0; i < kPerThread; ++i) mine += counts[i];
-  if (t == 0) {
-    found.in_bin = ~0u;  // stays if no thread owns rank k (impossible): the caller's path
-    gathered_count = 0;
-  }
-  uint32_t total;
-  const uint32_t before = block_exclusive_sum<kThreads>(mine, warp_totals, &total);
-  if (before < static_cast<uint32_t>(k) && static_cast<uint32_t>(k) <= before + mine) {
-    uint32_t run = before;
-#pragma unroll
-    for (int i = kPerThread - 1; i >= 0; --i) {
-      if (run < static_cast<uint32_t>(k) && static_cast<uint32_t>(k) <= run + counts[i]) {
-        found.bin = static_cast<uint32_t>(first + i);
-        found.above = run;
-        found.in_bin = counts[i];
-      }
-      run += counts[i];
-    }
-  }
-  __syncthreads();
+  if (t == 0) gathered_count = 0;
+  find_bin_of_rank<kThreads, kPerThread>(counts, first, static_cast<uint32_t>(k), warp_totals,
+                                         found);
   probe.mark();  // bin found
   const uint32_t set_size = found.above + found.in_bin;
   if (found.in_bin > static_cast<uint32_t>(kRankMax) || set_size > kRankMax) return false;
@@ -526,35 +612,207 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
   __syncthreads();
   probe.mark();  // set gathered
 
-  // Rank: `group` threads per candidate (a power of two <= 32), each counting
-  // the larger values among every group-th member of S.
-  const int n = static_cast<int>(set_size);
-  int group_bits = 5;
-  while (group_bits > 0 && (n << group_bits) > kThreads) --group_bits;
-  const int group = 1 << group_bits;
-  const int member = t >> group_bits;
-  const int part = t & (group - 1);
-  const uint64_t value = member < n ? gathered[member] : 0ull;
-  uint32_t rank = 0;
-  if (member < n) {
-    // Four independent loads per round keep the shared-memory latency off
-    // the critical path.
-    int j = part;
-    for (; j + 3 * group < n; j += 4 * group) {
-      rank += (gathered[j] > value ? 1u : 0u) + (gathered[j + group] > value ? 1u : 0u) +
-              (gathered[j + 2 * group] > value ? 1u : 0u) +
-              (gathered[j + 3 * group] > value ? 1u : 0u);
-    }
-    for (; j < n; j += group) rank += gathered[j] > value ? 1u : 0u;
-  }
-  for (int offset = group >> 1; offset > 0; offset >>= 1) {
-    rank += __shfl_xor_sync(kFullWarp, rank, offset);
-  }
-  probe.mark();  // ranked (thread 0's group)
-  if (member < n && part == 0 && rank < static_cast<uint32_t>(k)) {
-    write_output<Format>(q, in, row, rank, value, true);
-  }
+  // Rank by counting; rank r < k is output slot r.
+  rank_by_counting<kThreads, true>(gathered, static_cast<int>(set_size),
+                                   [&](int, uint64_t value, uint32_t rank) {
+                                     if (rank < static_cast<uint32_t>(k)) {
+                                       write_output<Format>(q, in, row, rank, value, true);
+                                     }
+                                   });
+  probe.mark();  // ranked
   for (int j = k + t; j < q.k; j += kThreads) write_output<Format>(q, in, row, j, 0ull, false);
+  return true;
+}
+
+/*
+ * Both phases of a distributed cluster plan (k > kRankMax / 2): the cluster
+ * selects and ranks together, and no CTA gathers the row's candidates
+ * (rank 0 selecting over splits * k candidates and sorting k of them took
+ * ~30 of 1x131072 k2048's 43 µs; docs/perf-notes.md v15).
+ *  1. Two rounds find the top 16 bits P of the row's k-th largest key, 8
+ *     bits a round: every CTA counts its keys' digit (round 2: only keys in
+ *     round 1's bin) into a 256-bin histogram, a cluster barrier, and every
+ *     CTA sums the cluster's histograms through distributed shared memory
+ *     and finds the bin of the k-th: all CTAs compute the same answer. The
+ *     set S of the row's keys whose top 16 bits are >= P holds the row's top
+ *     k: k plus P's bin (for fp16/bf16 P is the whole key: its ties). If
+ *     |S| > set_capacity (heavy ties) nothing is written and the caller
+ *     takes the select path.
+ *  2. Every CTA gathers its part S_c of S (block prefix sum) and sorts it
+ *     into `ordered` (ranks by counting, or a bitonic network for a large
+ *     part); cluster barrier.
+ *  3. Every CTA copies all parts side by side into `set` (one bulk pass over
+ *     distributed shared memory). The rank of a member v of S_c in S is the
+ *     number of larger members in every part, a binary search each (its own
+ *     part gives its position). Packed values are unique, so these ranks are
+ *     a permutation of 0 .. |S|-1: rank r < k is output slot r, sorted and
+ *     deterministic whatever the timing.
+ *  4. A last cluster barrier keeps every CTA's parts alive until the others
+ *     have copied them.
+ * Distributed shared memory moves only ~25 GB/s per SM (a 4,096-bin
+ * histogram round, 128 KB read per CTA, cost ~7 µs), hence the small
+ * histograms and the one bulk copy instead of remote loads per search step.
+ * On entry: the keys are stored, `histogram` (2 x kDigitBins words) is
+ * zeroed (a block barrier since) and the CTA has not arrived at any cluster
+ * barrier (round 1's is also the proof that every CTA runs before the first
+ * remote access). On a false return the cluster has passed one or two
+ * barrier phases (the same for all its CTAs), `set_count` is still 0 and
+ * only the histograms were written. All threads call this; k >= 0.
+ */
+template <typename Format, int kThreads>
+__device__ __forceinline__ bool distributed_top_k(const Problem& q, const typename Format::Bits* in,
+                                                  int64_t row, int k, const uint32_t* keys,
+                                                  int begin, int length, int split,
+                                                  const SplitPlan& plan, uint32_t* histogram,
+                                                  uint64_t* pool, RankBin& found,
+                                                  uint32_t* warp_totals, uint32_t& set_count,
+                                                  uint32_t* part_begin, PhaseProbe& probe) {
+  static_assert(kThreads >= kDigitBins, "a thread per digit bin");
+  constexpr int kCountingMax = 1024;  // larger parts sort by bitonic network
+  const int t = threadIdx.x;
+
+  // 1. Two rounds of an 8-bit digit (the key's top 16 bits): each CTA
+  // counts its keys' digits (round 2: of the keys in round 1's bin) into a
+  // 256-bin histogram; after a cluster barrier every CTA sums the cluster's
+  // histograms (thread 511 - b: bin b; 8 remote words per thread, each CTA
+  // starting with its own) and finds the bin holding the k-th. The single
+  // 4,096-bin round this replaces spent ~7 µs (probe) reading 128 KB per CTA.
+  uint32_t* digits[2] = {histogram, histogram + kDigitBins};
+  uint32_t prefix = 0;  // the key's top 8 bits, then top 16, of the k-th largest
+  uint32_t above = 0;   // keys of the row above the prefix's bin
+  uint32_t rank = static_cast<uint32_t>(k);  // the k-th's rank among the bin's keys
+  uint32_t in_bin = 0;
+#pragma unroll
+  for (int round = 0; round < 2; ++round) {
+    const int shift = Format::kKeyBits - 8 * (round + 1);
+    for (int i = t; i < length; i += kThreads) {
+      const uint32_t key = keys[i];
+      if (round == 0 || (key >> (shift + 8)) == prefix) {
+        atomicAdd(&digits[round][(key >> shift) & (kDigitBins - 1)], 1u);
+      }
+    }
+    cluster_arrive_release();
+    cluster_wait_acquire();                      // every histogram complete (and every CTA running)
+    probe.mark();                                // 3, 5: digits counted
+    const int bin_of_thread = kThreads - 1 - t;  // thread 0: the highest; >= kDigitBins: empty
+    uint32_t counts[1] = {0};
+    if (bin_of_thread < kDigitBins) {
+#pragma unroll
+      for (int d = 0; d < kMaxClusterCtas; ++d) {
+        if (d < plan.splits) {
+          const int c = split + d < plan.splits ? split + d : split + d - plan.splits;
+          counts[0] += cluster_map(digits[round], c)[bin_of_thread];
+        }
+      }
+    }
+    __syncthreads();  // everyone has read the previous round's `found`
+    find_bin_of_rank<kThreads, 1>(counts, bin_of_thread, rank, warp_totals, found);
+    probe.mark();                           // 4, 6: bin found
+    if (found.in_bin == ~0u) return false;  // k == 0 (the same for the whole cluster)
+    prefix = (prefix << 8) | found.bin;
+    above += found.above;
+    rank -= found.above;
+    in_bin = found.in_bin;
+  }
+  const uint32_t capacity = static_cast<uint32_t>(plan.set_capacity);
+  if (in_bin > capacity || above + in_bin > capacity) return false;
+
+  // 2. This chunk's part of S, sorted (descending) into `ordered`. The
+  // members are placed by a block prefix sum of per-thread counts.
+  uint64_t* set = pool;
+  uint64_t* ordered = pool + plan.set_capacity;
+  constexpr int kPrefixShift = Format::kKeyBits - 16;
+  uint32_t mine = 0;
+  for (int i = t; i < length; i += kThreads) mine += (keys[i] >> kPrefixShift) >= prefix ? 1u : 0u;
+  uint32_t total;
+  uint32_t slot = block_exclusive_sum<kThreads>(mine, warp_totals, &total);
+  for (int i = t; i < length; i += kThreads) {
+    if ((keys[i] >> kPrefixShift) >= prefix) set[slot++] = pack_key_index(keys[i], begin + i);
+  }
+  if (t == 0) set_count = total;  // read remotely only after the next cluster barrier
+  __syncthreads();
+  const int n = static_cast<int>(total);
+  probe.mark();  // 6: part gathered
+  if (n <= kCountingMax) {
+    rank_by_counting<kThreads, false>(set, n, [&](int, uint64_t v, uint32_t r) { ordered[r] = v; });
+  } else {
+    int padded = 2;
+    while (padded < n) padded <<= 1;  // <= set_capacity, a power of two
+    for (int i = n + t; i < padded; i += kThreads) set[i] = 0ull;  // sinks last
+    __syncthreads();
+    block_bitonic_sort_descending<kThreads>(set, padded);
+    __syncthreads();
+    for (int i = t; i < n; i += kThreads) ordered[i] = set[i];
+  }
+  cluster_arrive_release();
+  cluster_wait_acquire();  // every chunk's part sorted
+  probe.mark();            // 7: parts sorted
+
+  // 3. Ranks in S. First the cluster's sorted parts are copied side by side
+  // into `set` (free again; |S| <= set_capacity) with one bulk pass over
+  // distributed shared memory, each CTA starting after its own part so that
+  // the CTAs read from different SMs; then every search runs in local shared
+  // memory, not one remote load per step.
+  if (t < kMaxClusterCtas) {
+    part_begin[t + 1] = t >= plan.splits ? 0u : t == split ? n : *cluster_map(&set_count, t);
+  }
+  __syncthreads();
+  if (t == 0) {
+    part_begin[0] = 0;
+    for (int c = 0; c < kMaxClusterCtas; ++c) part_begin[c + 1] += part_begin[c];
+  }
+  __syncthreads();
+  const uint32_t members = part_begin[kMaxClusterCtas];  // |S|
+  const uint32_t start = part_begin[split + 1];
+  for (uint32_t g0 = t; g0 < members; g0 += kThreads) {
+    uint32_t g = g0 + start;
+    if (g >= members) g -= members;
+    int c = 0;
+#pragma unroll
+    for (int d = 1; d < kMaxClusterCtas; ++d) c = g >= part_begin[d] ? d : c;  // the part holding g
+    set[g] = cluster_map(ordered, c)[g - part_begin[c]];
+  }
+  __syncthreads();
+  probe.mark();                   // 8: parts copied
+  const int winners = min(n, k);  // position >= k never ranks < k
+  for (int i = t; i < winners; i += kThreads) {
+    const uint64_t v = ordered[i];
+    uint32_t lo[kMaxClusterCtas], hi[kMaxClusterCtas];
+#pragma unroll
+    for (int c = 0; c < kMaxClusterCtas; ++c) {
+      lo[c] = part_begin[c];
+      hi[c] = part_begin[c + 1];
+    }
+    // lo: members of part c known larger than v end there; hi: smaller from there.
+    bool searching = true;
+    while (searching) {
+      searching = false;
+#pragma unroll
+      for (int c = 0; c < kMaxClusterCtas; ++c) {
+        if (lo[c] < hi[c]) {
+          const uint32_t mid = (lo[c] + hi[c]) >> 1;
+          if (set[mid] > v) {
+            lo[c] = mid + 1;
+          } else {
+            hi[c] = mid;
+          }
+          searching = true;
+        }
+      }
+    }
+    uint32_t rank = 0;
+#pragma unroll
+    for (int c = 0; c < kMaxClusterCtas; ++c) rank += lo[c] - part_begin[c];
+    if (rank < static_cast<uint32_t>(k)) write_output<Format>(q, in, row, rank, v, true);
+  }
+  if (split == 0) {
+    for (int j = k + t; j < q.k; j += kThreads) write_output<Format>(q, in, row, j, 0ull, false);
+  }
+  probe.mark();  // 8: written
+  // 4. Nobody reads this CTA's parts any more once everyone arrived.
+  allow_dependent_grids();  // the next kernel may start launching (it still waits for us)
+  cluster_arrive_release();
+  cluster_wait_acquire();
   return true;
 }
 
@@ -578,7 +836,7 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
  * memory; ranks > 0 exit after their release-arrive, and nobody reads their
  * shared memory.
  */
-template <typename Format, int kThreads, Handoff kHandoff>
+template <typename Format, int kThreads, Handoff kHandoff, bool kDistributed = false>
 __global__ void __launch_bounds__(kThreads)
     split_row_kernel(Problem q, SplitPlan plan, uint64_t* candidates, uint32_t* tickets) {
   using Bits = typename Format::Bits;
@@ -590,21 +848,30 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ PrefilterShared<kThreads / 32> prefilter;
   __shared__ uint32_t warp_totals[kThreads / 32];
   __shared__ RankBin rank_bin;
-  __shared__ uint32_t chunk_counts[kMaxClusterCtas];  // cluster rank 0: real slots per chunk
+  __shared__ uint32_t chunk_counts[kMaxClusterCtas];    // cluster rank 0: real slots per chunk
+  __shared__ uint32_t part_begin[kMaxClusterCtas + 1];  // distributed_top_k: parts' sizes
   PhaseProbe probe(blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0);  // mark 0
   const int split = blockIdx.y;
   uint32_t* histogram = plan.histogram_offset >= 0
                             ? reinterpret_cast<uint32_t*>(shared_raw + plan.histogram_offset)
                             : nullptr;
+  // Cluster plans with a histogram: k <= kRankMax / 2 ranks on rank 0
+  // (rank_phase_b), larger k selects across the cluster (distributed_top_k).
+  // A kernel of its own for distributed plans (plan.set_capacity > 0).
+  constexpr bool distributed = kCluster && kDistributed;
+  const bool ranked = kCluster && histogram != nullptr && !distributed;
 
   if constexpr (kCluster) {
-    if (histogram != nullptr &&
-        split == 0) {  // zero for rank_phase_b (phase A's barriers order it)
-      for (int i = threadIdx.x; i < kHistogramBins / 4; i += kThreads) {
+    // Zero the histograms (rank 0's for rank_phase_b, every CTA's for
+    // distributed_top_k); a block barrier orders it before their use.
+    if (ranked ? split == 0 : distributed) {
+      const int words = distributed ? 2 * kDigitBins : kHistogramBins;
+      for (int i = threadIdx.x; i < words / 4; i += kThreads) {
         reinterpret_cast<uint4*>(histogram)[i] = make_uint4(0, 0, 0, 0);
       }
     }
-    cluster_arrive_relaxed();       // "this CTA runs"
+    // "This CTA runs" (distributed_top_k's first barrier says it later).
+    if (!distributed) cluster_arrive_relaxed();
     wait_for_prerequisite_grids();  // launched early (PDL): inputs may still be in the making
   }
   const int64_t row = blockIdx.x;  // x: rows may exceed gridDim.y's 65535
@@ -624,6 +891,19 @@ __global__ void __launch_bounds__(kThreads)
   const bool largest = q.largest;
   const uint32_t loaded_max = load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
   if (threadIdx.x == 0) compact_count = 0;
+  bool cluster_started = false;  // the entry's barrier phase has been waited for
+  if constexpr (kCluster) {
+    if constexpr (distributed) {
+      __syncthreads();  // keys stored, histogram zeroed, compact_count reset
+      if (distributed_top_k<Format, kThreads>(q, in, row, shape.k, keys, begin, length, split, plan,
+                                              histogram, pool, rank_bin, warp_totals, compact_count,
+                                              part_begin, probe)) {
+        probe.finish("row_per_cluster distributed");
+        return;
+      }
+      cluster_started = true;  // and the next phase passed: the select path follows
+    }
+  }
   // The pre-filter's barrier also publishes the keys; other paths wait here.
   const bool prefiltering = kCluster && k_chunk > 0 && k_chunk < length && plan.slots > k_chunk &&
                             k_chunk <= kPrefilterMaxK;
@@ -666,8 +946,8 @@ __global__ void __launch_bounds__(kThreads)
   // (tickets), or (one split) the sort buffer.
   uint64_t* winners = sorted;
   if constexpr (kCluster) {
-    cluster_wait_acquire();  // every CTA of the cluster has started
-    probe.mark();            // 4: cluster running
+    if (!cluster_started) cluster_wait_acquire();  // every CTA of the cluster has started
+    probe.mark();                                  // 4: cluster running
     winners = cluster_map(pool, 0) + split * plan.slots;
   } else if (plan.splits > 1) {
     winners = candidates + (row * plan.splits + split) * int64_t{plan.slots};
@@ -684,7 +964,7 @@ __global__ void __launch_bounds__(kThreads)
     // (see phase B's gather below); with one, rank 0 pads them itself only
     // if it needs to (rank_phase_b does not).
     if (threadIdx.x == 0) cluster_map(chunk_counts, 0)[split] = passing;
-    if (histogram == nullptr) {
+    if (!ranked) {
       for (int t = passing + threadIdx.x; t < plan.slots; t += kThreads) winners[t] = 0ull;
     }
   }
@@ -700,7 +980,7 @@ __global__ void __launch_bounds__(kThreads)
       if (split != 0) return;
       cluster_wait_acquire();
       probe.mark();  // 6: every chunk's winners in the pool
-      if (histogram != nullptr) {
+      if (ranked) {
         if (shape.k > 0 && rank_phase_b<Format, kThreads>(
                                q, in, row, shape.k, histogram, pool, chunk_counts, plan.splits,
                                plan.slots, keys64, rank_bin, warp_totals, compact_count, probe)) {
@@ -787,12 +1067,12 @@ std::size_t workspace_split(const Problem& q, const DeviceFacts& device) {
 /// maximum, once per device (the default 48 KB counts static + dynamic
 /// together, and make_plan sizes up to the opt-in limit). Cached like the
 /// device facts: an attribute set costs host time on every call otherwise.
-template <typename Format, int kThreads, Handoff kHandoff>
+template <typename Format, int kThreads, Handoff kHandoff, bool kDistributed = false>
 cudaError_t allow_full_shared_memory(const DeviceFacts& device) {
   // One flag set per kernel instantiation (keyed by the template arguments,
   // not by the kernel's type, which every instantiation shares).
   static std::atomic<uint64_t> raised_on_device{0};  // bit d: done on device d (< 64)
-  auto kernel = split_row_kernel<Format, kThreads, kHandoff>;
+  auto kernel = split_row_kernel<Format, kThreads, kHandoff, kDistributed>;
   const uint64_t bit = uint64_t{1} << device.device;
   if (raised_on_device.load(std::memory_order_acquire) & bit) return cudaSuccess;
   cudaFuncAttributes attributes{};
@@ -861,6 +1141,20 @@ int launch_row(const Problem& q, const DeviceFacts& device, void* workspace, cud
   return launch_with_plan(q, device, plan, workspace, stream);
 }
 
+/// The cluster kernel for a plan, its shared-memory limit raised: the
+/// distributed kernel (k > kRankMax / 2) is an instantiation of its own, so
+/// that the other plans' kernel carries none of its code.
+template <typename Format>
+cudaError_t cluster_kernel(const SplitPlan& plan, const DeviceFacts& device,
+                           void (**kernel)(Problem, SplitPlan, uint64_t*, uint32_t*)) {
+  if (plan.set_capacity > 0) {
+    *kernel = split_row_kernel<Format, kClusterThreads, Handoff::kCluster, true>;
+    return allow_full_shared_memory<Format, kClusterThreads, Handoff::kCluster, true>(device);
+  }
+  *kernel = split_row_kernel<Format, kClusterThreads, Handoff::kCluster, false>;
+  return allow_full_shared_memory<Format, kClusterThreads, Handoff::kCluster, false>(device);
+}
+
 /// How many clusters of `splits` CTAs of the cluster kernel, each with
 /// `shared_bytes` of dynamic shared memory, the device holds at once
 /// (cudaOccupancyMaxActiveClusters: it knows how the GPCs pack clusters,
@@ -869,19 +1163,20 @@ int launch_row(const Problem& q, const DeviceFacts& device, void* workspace, cud
 /// and the CTAs per SM the shared memory allows, which with the fixed
 /// thread count decide the answer; a failed query means "no limit known"
 /// (the largest split count then wins, as before the query existed).
-int resident_clusters(const Problem& q, const DeviceFacts& device, int splits,
-                      std::size_t shared_bytes) {
+int resident_clusters(const Problem& q, const DeviceFacts& device, const SplitPlan& plan) {
   constexpr int kUnknown = 1 << 30;
   constexpr int kCachedDevices = 16;
   constexpr int kSharedClasses = 5;  // CTAs per SM by shared memory: 1, 2, 3, 4, more
-  static std::atomic<int> cache[kCachedDevices][3][kMaxClusterCtas + 1][kSharedClasses] = {};
+  static std::atomic<int> cache[kCachedDevices][6][kMaxClusterCtas + 1][kSharedClasses] = {};
+  const int splits = plan.splits;
+  const std::size_t shared_bytes = plan.shared_bytes;
   const std::size_t per_cta = shared_bytes + kStaticSharedBound + 1024;  // 1 KB: system use
   const int shared_class =
       static_cast<int>(std::clamp<std::size_t>(device.shared_per_sm / per_cta, 1, kSharedClasses)) -
       1;
-  const int dtype = static_cast<int>(q.dtype) % 3;
+  const int kernel_id = static_cast<int>(q.dtype) % 3 * 2 + (plan.set_capacity > 0 ? 1 : 0);
   std::atomic<int>* cached = device.device >= 0 && device.device < kCachedDevices
-                                 ? &cache[device.device][dtype][splits][shared_class]
+                                 ? &cache[device.device][kernel_id][splits][shared_class]
                                  : nullptr;
   if (cached != nullptr) {
     const int known = cached->load(std::memory_order_relaxed);
@@ -889,11 +1184,8 @@ int resident_clusters(const Problem& q, const DeviceFacts& device, int splits,
   }
   const int resident = dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
-    auto kernel = split_row_kernel<Format, kClusterThreads, Handoff::kCluster>;
-    if (allow_full_shared_memory<Format, kClusterThreads, Handoff::kCluster>(device) !=
-        cudaSuccess) {
-      return kUnknown;
-    }
+    void (*kernel)(Problem, SplitPlan, uint64_t*, uint32_t*) = nullptr;
+    if (cluster_kernel<Format>(plan, device, &kernel) != cudaSuccess) return kUnknown;
     cudaLaunchConfig_t config{};
     config.gridDim = dim3(1, static_cast<unsigned>(splits));
     config.blockDim = dim3(kClusterThreads);
@@ -935,7 +1227,8 @@ int launch_cluster(const Problem& q, const DeviceFacts& device, void*, cudaStrea
   make_plan(q, device, 0, Handoff::kCluster, &plan);
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
-    cudaError_t e = allow_full_shared_memory<Format, kClusterThreads, Handoff::kCluster>(device);
+    void (*kernel)(Problem, SplitPlan, uint64_t*, uint32_t*) = nullptr;
+    const cudaError_t e = cluster_kernel<Format>(plan, device, &kernel);
     if (e != cudaSuccess) return e;
     cudaLaunchConfig_t config{};
     config.gridDim = dim3(static_cast<unsigned>(q.rows), plan.splits);
@@ -955,8 +1248,7 @@ int launch_cluster(const Problem& q, const DeviceFacts& device, void*, cudaStrea
     attributes[1].val.programmaticStreamSerializationAllowed = kClusterPdl;
     config.attrs = attributes;
     config.numAttrs = 2;
-    return cudaLaunchKernelEx(&config, split_row_kernel<Format, kClusterThreads, Handoff::kCluster>,
-                              q, plan, static_cast<uint64_t*>(nullptr),
+    return cudaLaunchKernelEx(&config, kernel, q, plan, static_cast<uint64_t*>(nullptr),
                               static_cast<uint32_t*>(nullptr));
   });
 }

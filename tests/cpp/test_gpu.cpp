@@ -558,6 +558,15 @@ TEST_F(Gpu, LargeShapes) {
       // lengths, and -inf tails at a k the rank path does not take.
       {DType::kBFloat16, 4, 151936, 50, Dist::kRandn, PerRow::kBoth},
       {DType::kFloat32, 2, 200000, 200, Dist::kNegInfTail, PerRow::kNone},
+      // k > 128 in one cluster: the cluster-wide select and rank
+      // (distributed_top_k) with per-row k, its bitonic branch (a chunk
+      // holding more than 1,024 of the candidates: sorted rows put every
+      // winner in one chunk) and its fallback to the select path (ties fill
+      // the k-th bin beyond the set capacity).
+      {DType::kFloat16, 8, 32768, 129, Dist::kRandn, PerRow::kK},
+      {DType::kFloat32, 1, 131072, 2048, Dist::kSortedAscending, PerRow::kNone},
+      {DType::kBFloat16, 2, 65536, 300, Dist::kAllEqual, PerRow::kNone},
+      {DType::kBFloat16, 4, 50304, 1000, Dist::kFewDistinct, PerRow::kBoth},
   };
   for (DType d : kDTypes) {
     shapes.push_back({d, 4, 50304, 5, Dist::kRandn, PerRow::kNone});
