@@ -52,7 +52,11 @@ struct AutoRule {
 //    k > 128 selects and ranks across the cluster (no gather into one CTA,
 //    no k-element sort), which beats split_row on 9-32 rows at any k
 //    (16x65536 k1024 bf16 18.4 vs 42.8 µs, 32x32000 k256 fp32 15.0 vs 21.7)
-//    and on 33-64 rows at k <= 128 (64x32000 k128 bf16 15.3 vs 22.8).
+//    and on 33-64 rows at k <= 1024 (64x32768 k512 fp32 18.9 vs 27.5,
+//    64x8192 k512 15.0 vs row_per_cta's 18.8) and at k = 2048 from 65536
+//    columns (64x131072 k2048 bf16 81.5 vs 101.0; at 8192-32768 columns
+//    split_row and row_per_cta stay faster: 64x32768 k2048 fp32 42.5 vs
+//    55.4; gpu-check of 2026-11-25 00:00 UTC).
 //  - split_row wins for few long rows (rows <= 64, cols >= 16384) and for
 //    k > 64 on long rows; row_per_cta (= split_row with one split) for the
 //    rest up to 16384 columns; block_per_row takes what nothing else can
@@ -63,7 +67,8 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, 65, 384, 16385, -1, 64},
     {Algorithm::kRowPerCluster, -1, 8, 8192, -1, 2048},
     {Algorithm::kRowPerCluster, 9, 32, 8192, -1, 2048},
-    {Algorithm::kRowPerCluster, 33, 64, 8192, -1, 128},
+    {Algorithm::kRowPerCluster, 33, 64, 8192, -1, 1024},
+    {Algorithm::kRowPerCluster, 33, 64, 65536, -1, 2048},
     {Algorithm::kSplitRow, -1, 64, 8193, -1, 2048},
     {Algorithm::kRowPerCta, -1, -1, -1, 16384, 2048},
     {Algorithm::kSplitRow, -1, -1, 16385, -1, 2048},
