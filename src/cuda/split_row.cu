@@ -450,7 +450,7 @@ __device__ __forceinline__ uint32_t histogram_bin(uint64_t packed) {
 
 /*
  * The histogram bin that holds the k-th largest member of a set, from the
- * set's kHistogramBins-bin histogram: thread t brings the counts of bins
+ * set's histogram of kThreads * kPerThread bins: thread t brings the counts of bins
  * [first, first + kPerThread) with first = (kThreads - 1 - t) * kPerThread
  * (thread 0 the highest bins), one block prefix sum orders them from the
  * top, and the thread whose bins hold rank k writes `found`: bin, `above`
@@ -489,9 +489,9 @@ __device__ __forceinline__ void find_bin_of_rank(const uint32_t (&counts)[kPerTh
  * permutation of 0 .. n-1 and rank r is the r-th largest. `group` threads
  * (a power of two <= 32, as many as the block allows) share a member, each
  * counting over every group-th one; members beyond the block's threads go
- * round by round (kOneRound: the caller guarantees n <= kThreads, and the
- * round loop goes; the latency path's rank_phase_b measured ~0.1 µs slower
- * with it). emit(member, value, rank) runs once per member. O(n^2 / threads)
+ * round by round (kOneRound: the caller guarantees n <= kThreads and the
+ * round loop is compiled out, as rank_phase_b's code was before it shared
+ * this helper). emit(member, value, rank) runs once per member. O(n^2 / threads)
  * work: worth it up to ~1k members, where a bitonic network's barriers cost
  * more. All threads call this (warp shuffles).
  */
@@ -649,8 +649,8 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
  *     deterministic whatever the timing.
  *  4. A last cluster barrier keeps every CTA's parts alive until the others
  *     have copied them.
- * Distributed shared memory moves only ~25 GB/s per SM (a 4,096-bin
- * histogram round, 128 KB read per CTA, cost ~7 µs), hence the small
+ * Distributed shared memory moved only ~20-25 GB/s per SM in the probe (a
+ * 4,096-bin histogram round, 128 KB read per CTA, cost ~7 µs), hence the small
  * histograms and the one bulk copy instead of remote loads per search step.
  * On entry: the keys are stored, `histogram` (2 x kDigitBins words) is
  * zeroed (a block barrier since) and the CTA has not arrived at any cluster
@@ -674,7 +674,7 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
   // 1. Two rounds of an 8-bit digit (the key's top 16 bits): each CTA
   // counts its keys' digits (round 2: of the keys in round 1's bin) into a
   // 256-bin histogram; after a cluster barrier every CTA sums the cluster's
-  // histograms (thread 511 - b: bin b; 8 remote words per thread, each CTA
+  // histograms (thread kThreads-1-b: bin b; a remote word per CTA, each CTA
   // starting with its own) and finds the bin holding the k-th. The single
   // 4,096-bin round this replaces spent ~7 µs (probe) reading 128 KB per CTA.
   uint32_t* digits[2] = {histogram, histogram + kDigitBins};
