@@ -56,7 +56,7 @@ struct AutoRule {
 //    64x8192 k512 15.0 vs row_per_cta's 18.8) and at k = 2048 from 65536
 //    columns (64x131072 k2048 bf16 81.5 vs 101.0; at 8192-32768 columns
 //    split_row and row_per_cta stay faster: 64x32768 k2048 fp32 42.5 vs
-//    55.4; gpu-check of 2026-11-25 00:00 UTC).
+//    55.4; gpu-check of 2026-11-24 23:17 UTC).
 //  - split_row wins for few long rows (rows <= 64, cols >= 16384) and for
 //    k > 64 on long rows; row_per_cta (= split_row with one split) for the
 //    rest up to 16384 columns; block_per_row takes what nothing else can
