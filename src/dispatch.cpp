@@ -37,7 +37,11 @@ struct AutoRule {
 //    rows of >= 16k columns (256x128256 bf16 82 vs 145 µs, 128x65536 fp32
 //    30 vs 45; docs/perf-notes.md v7). On 32 rows of >= 128k columns it is
 //    faster cache-warm (32x262144 bf16 41 vs 54) but up to 3x slower with
-//    cold inputs (unexplained yet), so it does not take <= 64 rows.
+//    cold inputs (unexplained yet), so it does not take <= 64 rows, except
+//    at k = 1 from 100000 columns and 32 rows up, where it is faster both
+//    warm and cold (32x128256 k1 bf16 11.6 / 13.6 µs vs row_per_cluster's
+//    16.9 / 16.8, 32x151936 k1 fp32 12.4 / 15.8 vs 16.5 / 20.7; gpu-check of
+//    2026-11-24 23:17 UTC; at k = 8 the cluster is faster again).
 //  - row_per_cluster (split_row's kernel with the hand-off inside a
 //    thread-block cluster: no workspace, no memset node) beats every other
 //    algorithm on <= 8 rows of 8192-131072 columns at any k (0.59-0.93x the
@@ -65,6 +69,7 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, 512, -1, -1, -1, 64},
     {Algorithm::kRowPerWarp, -1, -1, -1, 2048, 64},
     {Algorithm::kRowPerWarp, 65, 384, 16385, -1, 64},
+    {Algorithm::kRowPerWarp, 32, 64, 100000, -1, 1},
     {Algorithm::kRowPerCluster, -1, 8, 8192, -1, 2048},
     {Algorithm::kRowPerCluster, 9, 32, 8192, -1, 2048},
     {Algorithm::kRowPerCluster, 33, 64, 8192, -1, 1024},
