@@ -891,7 +891,7 @@ __global__ void __launch_bounds__(kThreads)
   const bool largest = q.largest;
   const uint32_t loaded_max = load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
   if (threadIdx.x == 0) compact_count = 0;
-  bool cluster_started = false;  // the entry's barrier phase has been waited for
+  bool cluster_started = false;  // a cluster barrier has shown that every CTA runs
   if constexpr (kCluster) {
     if constexpr (distributed) {
       __syncthreads();  // keys stored, histogram zeroed, compact_count reset
@@ -901,7 +901,7 @@ __global__ void __launch_bounds__(kThreads)
         probe.finish("row_per_cluster distributed");
         return;
       }
-      cluster_started = true;  // and the next phase passed: the select path follows
+      cluster_started = true;  // by distributed_top_k's barriers; the select path follows
     }
   }
   // The pre-filter's barrier also publishes the keys; other paths wait here.
