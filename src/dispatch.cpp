@@ -61,8 +61,9 @@ struct AutoRule {
 //    columns (64x131072 k2048 bf16 81.5 vs 101.0; at 8192-32768 columns
 //    split_row and row_per_cta stay faster: 64x32768 k2048 fp32 42.5 vs
 //    55.4; gpu-check of 2026-11-24 23:17 UTC).
-//  - split_row wins for few long rows (rows <= 64, cols >= 16384) and for
-//    k > 64 on long rows; row_per_cta (= split_row with one split) for the
+//  - split_row wins for few long rows (rows <= 64, cols >= 16384) where the
+//    cluster rules above do not apply or the cluster rejects the shape, and
+//    for k > 64 on long rows; row_per_cta (= split_row with one split) for the
 //    rest up to 16384 columns; block_per_row takes what nothing else can
 //    (k > 2048, rows too long for split_row's candidate budget).
 constexpr AutoRule kAutoRules[] = {
