@@ -693,7 +693,7 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
     }
     cluster_arrive_release();
     cluster_wait_acquire();                      // every histogram complete (and every CTA running)
-    probe.mark();                                // 3, 5: digits counted
+    probe.mark();                                // 2, 4: digits counted
     const int bin_of_thread = kThreads - 1 - t;  // thread 0: the highest; >= kDigitBins: empty
     uint32_t counts[1] = {0};
     if (bin_of_thread < kDigitBins) {
@@ -707,7 +707,7 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
     }
     __syncthreads();  // everyone has read the previous round's `found`
     find_bin_of_rank<kThreads, 1>(counts, bin_of_thread, rank, warp_totals, found);
-    probe.mark();                           // 4, 6: bin found
+    probe.mark();                           // 3, 5: bin found
     if (found.in_bin == ~0u) return false;  // k == 0 (the same for the whole cluster)
     prefix = (prefix << 8) | found.bin;
     above += found.above;
@@ -808,7 +808,7 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
   if (split == 0) {
     for (int j = k + t; j < q.k; j += kThreads) write_output<Format>(q, in, row, j, 0ull, false);
   }
-  probe.mark();  // 8: written
+  probe.mark();  // 9: written
   // 4. Nobody reads this CTA's parts any more once everyone arrived.
   allow_dependent_grids();  // the next kernel may start launching (it still waits for us)
   cluster_arrive_release();
@@ -891,18 +891,16 @@ __global__ void __launch_bounds__(kThreads)
   const bool largest = q.largest;
   const uint32_t loaded_max = load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
   if (threadIdx.x == 0) compact_count = 0;
-  bool cluster_started = false;  // a cluster barrier has shown that every CTA runs
-  if constexpr (kCluster) {
-    if constexpr (distributed) {
-      __syncthreads();  // keys stored, histogram zeroed, compact_count reset
-      if (distributed_top_k<Format, kThreads>(q, in, row, shape.k, keys, begin, length, split, plan,
-                                              histogram, pool, rank_bin, warp_totals, compact_count,
-                                              part_begin, probe)) {
-        probe.finish("row_per_cluster distributed");
-        return;
-      }
-      cluster_started = true;  // by distributed_top_k's barriers; the select path follows
+  if constexpr (distributed) {
+    __syncthreads();  // keys stored, histogram zeroed, compact_count reset
+    if (distributed_top_k<Format, kThreads>(q, in, row, shape.k, keys, begin, length, split, plan,
+                                            histogram, pool, rank_bin, warp_totals, compact_count,
+                                            part_begin, probe)) {
+      probe.finish("row_per_cluster distributed");
+      return;
     }
+    // Here its cluster barriers have shown that every CTA runs; the select
+    // path follows.
   }
   // The pre-filter's barrier also publishes the keys; other paths wait here.
   const bool prefiltering = kCluster && k_chunk > 0 && k_chunk < length && plan.slots > k_chunk &&
@@ -946,8 +944,9 @@ __global__ void __launch_bounds__(kThreads)
   // (tickets), or (one split) the sort buffer.
   uint64_t* winners = sorted;
   if constexpr (kCluster) {
-    if (!cluster_started) cluster_wait_acquire();  // every CTA of the cluster has started
-    probe.mark();                                  // 4: cluster running
+    // Every CTA of the cluster has started (distributed plans know it already).
+    if constexpr (!distributed) cluster_wait_acquire();
+    probe.mark();  // 4: cluster running
     winners = cluster_map(pool, 0) + split * plan.slots;
   } else if (plan.splits > 1) {
     winners = candidates + (row * plan.splits + split) * int64_t{plan.slots};
@@ -1155,6 +1154,33 @@ cudaError_t cluster_kernel(const SplitPlan& plan, const DeviceFacts& device,
   return allow_full_shared_memory<Format, kClusterThreads, Handoff::kCluster, false>(device);
 }
 
+/// The launch of `rows` rows of `plan`, each row one cluster of plan.splits
+/// CTAs, as launch_cluster makes it and resident_clusters asks about it.
+/// attributes[0] is the cluster shape, attributes[1] programmatic dependent
+/// launch: the kernel may be scheduled while the previous kernel on the
+/// stream finishes (it waits in griddepcontrol.wait before touching memory),
+/// hiding part of the launch latency (~0.3 µs per call in graph replay on
+/// the H100, docs/perf-notes.md v8).
+cudaLaunchConfig_t cluster_launch_config(const SplitPlan& plan, int64_t rows, cudaStream_t stream,
+                                         cudaLaunchAttribute (&attributes)[2]) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(rows), static_cast<unsigned>(plan.splits));
+  config.blockDim = dim3(kClusterThreads);
+  config.dynamicSmemBytes = plan.shared_bytes;
+  config.stream = stream;
+  attributes[0] = cudaLaunchAttribute{};
+  attributes[0].id = cudaLaunchAttributeClusterDimension;
+  attributes[0].val.clusterDim.x = 1;
+  attributes[0].val.clusterDim.y = static_cast<unsigned>(plan.splits);
+  attributes[0].val.clusterDim.z = 1;
+  attributes[1] = cudaLaunchAttribute{};
+  attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attributes[1].val.programmaticStreamSerializationAllowed = kClusterPdl;
+  config.attrs = attributes;
+  config.numAttrs = 2;
+  return config;
+}
+
 /// How many clusters of `splits` CTAs of the cluster kernel, each with
 /// `shared_bytes` of dynamic shared memory, the device holds at once
 /// (cudaOccupancyMaxActiveClusters: it knows how the GPCs pack clusters,
@@ -1186,17 +1212,9 @@ int resident_clusters(const Problem& q, const DeviceFacts& device, const SplitPl
     using Format = decltype(format);
     void (*kernel)(Problem, SplitPlan, uint64_t*, uint32_t*) = nullptr;
     if (cluster_kernel<Format>(plan, device, &kernel) != cudaSuccess) return kUnknown;
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(1, static_cast<unsigned>(splits));
-    config.blockDim = dim3(kClusterThreads);
-    config.dynamicSmemBytes = shared_bytes;
-    cudaLaunchAttribute cluster{};
-    cluster.id = cudaLaunchAttributeClusterDimension;
-    cluster.val.clusterDim.x = 1;
-    cluster.val.clusterDim.y = static_cast<unsigned>(splits);
-    cluster.val.clusterDim.z = 1;
-    config.attrs = &cluster;
-    config.numAttrs = 1;
+    cudaLaunchAttribute attributes[2];
+    cudaLaunchConfig_t config = cluster_launch_config(plan, 1, nullptr, attributes);
+    config.numAttrs = 1;  // the cluster shape only: the query has no stream
     int clusters = 0;
     if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess ||
         clusters <= 0) {
@@ -1230,24 +1248,8 @@ int launch_cluster(const Problem& q, const DeviceFacts& device, void*, cudaStrea
     void (*kernel)(Problem, SplitPlan, uint64_t*, uint32_t*) = nullptr;
     const cudaError_t e = cluster_kernel<Format>(plan, device, &kernel);
     if (e != cudaSuccess) return e;
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(static_cast<unsigned>(q.rows), plan.splits);
-    config.blockDim = dim3(kClusterThreads);
-    config.dynamicSmemBytes = plan.shared_bytes;
-    config.stream = stream;
-    cudaLaunchAttribute attributes[2] = {};
-    attributes[0].id = cudaLaunchAttributeClusterDimension;
-    attributes[0].val.clusterDim.x = 1;
-    attributes[0].val.clusterDim.y = static_cast<unsigned>(plan.splits);
-    attributes[0].val.clusterDim.z = 1;
-    // Programmatic dependent launch: the kernel may be scheduled while the
-    // previous kernel on the stream finishes (it waits in griddepcontrol.wait
-    // before touching memory), hiding part of the launch latency (~0.3 µs per
-    // call in graph replay on the H100, docs/perf-notes.md v8).
-    attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attributes[1].val.programmaticStreamSerializationAllowed = kClusterPdl;
-    config.attrs = attributes;
-    config.numAttrs = 2;
+    cudaLaunchAttribute attributes[2];
+    const cudaLaunchConfig_t config = cluster_launch_config(plan, q.rows, stream, attributes);
     return cudaLaunchKernelEx(&config, kernel, q, plan, static_cast<uint64_t*>(nullptr),
                               static_cast<uint32_t*>(nullptr));
   });
