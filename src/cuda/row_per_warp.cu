@@ -42,6 +42,13 @@ constexpr int kPoolStorage = 512;
 constexpr int kPoolCapacity = FASTTOPK_TUNE_RPW_POOL;
 static_assert(kPoolCapacity <= kPoolStorage, "the pool lives in the warp's storage");
 constexpr int kGroupsPerLaneMax = 8;  // group maxima per lane for the threshold
+#ifndef FASTTOPK_TUNE_RPW_RANK_POOL
+#define FASTTOPK_TUNE_RPW_RANK_POOL 64
+#endif
+// Pools of at most this many candidates are ranked by counting at the end of
+// a segment (rank_small_pool) instead of select + sort; at most 64.
+constexpr uint32_t kRankPoolMax = FASTTOPK_TUNE_RPW_RANK_POOL;
+static_assert(kRankPoolMax <= 64, "rank_small_pool holds two values per lane");
 // 2048-element tiles for fp16/bf16 rows longer than 1024 (tile_slots_for;
 // measured on the H100, docs/perf-notes.md v10). The override is for sweeps.
 #ifndef FASTTOPK_TUNE_RPW_WIDE16
@@ -187,6 +194,43 @@ __device__ __forceinline__ void for_each_sorted(int64_t max_k, const uint64_t* w
   }
 }
 
+/*
+ * The exact ranks of a small pool, by counting: calls emit(r, v) for every
+ * value v of pool[0 .. n) whose rank r (0 = the largest) is below k, one lane
+ * per value. n <= 32 * kPerLane; the values are unique, so the ranks are
+ * 0 .. n - 1 once each. Every value is compared with all n (broadcast
+ * shared-memory reads, two values per 16-byte load): n / 2 independent steps
+ * instead of a radix select's passes and a sort network's dependent stages,
+ * but n^2 / 32 compares per lane, so only for small pools. When n is odd,
+ * pool[n] is overwritten with packed 0 (it ranks below every value).
+ */
+template <int kPerLane, typename Emit>
+__device__ __forceinline__ void rank_small_pool(uint64_t* pool, uint32_t n, uint32_t k,
+                                                Emit&& emit) {
+  const int lane = threadIdx.x & 31;
+  uint64_t v[kPerLane];
+  uint32_t rank[kPerLane];
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    const uint32_t t = lane + 32 * j;
+    v[j] = t < n ? pool[t] : 0ull;
+    rank[j] = 0;
+  }
+  if (lane == 0 && (n & 1u) != 0) pool[n] = 0ull;
+  __syncwarp();
+  const ulonglong2* pairs = reinterpret_cast<const ulonglong2*>(pool);
+#pragma unroll 4
+  for (uint32_t t = 0; t < (n + 1) / 2; ++t) {
+    const ulonglong2 e = pairs[t];
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) rank[j] += (e.x > v[j] ? 1u : 0u) + (e.y > v[j] ? 1u : 0u);
+  }
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    if (lane + 32 * j < n && rank[j] < k) emit(rank[j], v[j]);
+  }
+}
+
 /// Sorts the row's k_row winners and writes output slots 0 .. q.k of the row
 /// (sentinels after k_row).
 template <typename Format>
@@ -254,6 +298,11 @@ __device__ __forceinline__ SegmentRef<typename Format::Bits> describe_segment(
   return r;
 }
 
+__device__ __forceinline__ uint32_t popcount(uint32_t m) { return __popc(m); }
+__device__ __forceinline__ uint32_t popcount(uint64_t m) { return __popcll(m); }
+__device__ __forceinline__ int lowest_bit(uint32_t m) { return __ffs(m) - 1; }
+__device__ __forceinline__ int lowest_bit(uint64_t m) { return __ffsll(m) - 1; }
+
 /*
  * The merge of a row's segment lists, by the last warp of the row. `lists`
  * holds segment s's sorted (descending) top k_s at lists[s * list_stride ..].
@@ -301,8 +350,9 @@ __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape
   // Fillers (packed 0) rank below every list entry; with >= row.k real
   // entries they are never selected.
   bool complete = real >= static_cast<uint32_t>(row.k);
+  uint64_t cut = 0;
   if (complete) {
-    const uint64_t cut = warp_top_k_packed(
+    cut = warp_top_k_packed(
         scratch.histogram, window_slots, row.k, [&](uint32_t t) { return scratch.pool[t]; },
         winners);
     for (int s = lane; s < plan.segments; s += 32) {
@@ -312,7 +362,47 @@ __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape
     }
     complete = __all_sync(kFullWarp, complete);
   }
-  if (!complete) {
+  if (complete) return;
+  uint32_t count = 0;
+  if (real >= static_cast<uint32_t>(row.k)) {
+    // The window's top k (cut P, now in winners) plus every list entry past
+    // a window that ended at or above P, down to P: a superset of the row's
+    // top k (any other entry is below P). Entries past the window are sorted,
+    // so each list's run ends at its first entry below P. It fits the pool
+    // unless many lists overflow (the top k crowds into a few segments and
+    // the lists are long): then the select runs over the whole lists in L2.
+    uint64_t overflowing = 0;  // bit s: list s goes on past its window at or above P
+    for (int s0 = 0; s0 < plan.segments; s0 += 32) {
+      const int s = s0 + lane;
+      const bool over = s < plan.segments && segment_shape(plan, row, s).k > window &&
+                        scratch.pool[s * window + window - 1] >= cut;
+      overflowing |= static_cast<uint64_t>(__ballot_sync(kFullWarp, over)) << s0;
+    }
+    __syncwarp();
+    for (int t = lane; t < row.k; t += 32) scratch.pool[t] = winners[t];
+    count = row.k;
+    const uint32_t lane_mask_below = (1u << lane) - 1u;
+    while (overflowing != 0 && count <= kPoolStorage) {
+      const int s = lowest_bit(overflowing);
+      overflowing &= overflowing - 1;
+      const int list_length = segment_shape(plan, row, s).k;
+      for (int j0 = window; j0 < list_length; j0 += 32) {
+        const int j = j0 + lane;
+        const uint64_t v = j < list_length ? __ldcg(lists + s * list_stride + j) : 0ull;
+        const bool take = j < list_length && v >= cut;
+        const uint32_t ballot = __ballot_sync(kFullWarp, take);
+        const uint32_t position = count + __popc(ballot & lane_mask_below);
+        if (take && position < kPoolStorage) scratch.pool[position] = v;
+        count += __popc(ballot);
+        if (ballot != kFullWarp) break;  // the list fell below P
+      }
+    }
+    __syncwarp();
+  }
+  if (count >= static_cast<uint32_t>(row.k) && count <= kPoolStorage) {
+    warp_top_k_packed(
+        scratch.histogram, count, row.k, [&](uint32_t t) { return scratch.pool[t]; }, winners);
+  } else {
     warp_top_k_packed(
         scratch.histogram, plan.segments * list_stride, row.k,
         [&](uint32_t i) {
@@ -374,11 +464,6 @@ __device__ __forceinline__ void load_tile(uint4 (&raw)[kTileSlots * sizeof(Bits)
     }
   }
 }
-
-__device__ __forceinline__ uint32_t popcount(uint32_t m) { return __popc(m); }
-__device__ __forceinline__ uint32_t popcount(uint64_t m) { return __popcll(m); }
-__device__ __forceinline__ int lowest_bit(uint32_t m) { return __ffs(m) - 1; }
-__device__ __forceinline__ int lowest_bit(uint64_t m) { return __ffsll(m) - 1; }
 
 /// Word p (0 .. kWords) of a lane's tile, viewed as 32-bit words (layout of
 /// load_tile; see value_filter.cuh for the elements of a word).
@@ -616,26 +701,49 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     }
 
     // ---- finish the segment: exact top k -----------------------------------
-    if (k > 0 && !slow && pool_count >= static_cast<uint32_t>(k)) {
-      warp_top_k_packed(
-          scratch.histogram, pool_count, k, [&](uint32_t t) { return scratch.pool[t]; }, winners);
-    } else if (k > 0) {
-      // Slow path: exact select over the whole segment, re-read from L1/L2.
-      warp_top_k_packed(
-          scratch.histogram, r.length, k,
-          [&](uint32_t i) {
-            return pack_key_index(rank_key<Format>(r.in[i], largest), r.begin + i);
-          },
-          winners);
-    }
-    __syncwarp();
     const int64_t row = kSplitRows ? item / plan.segments : item;
     const Bits* row_in = static_cast<const Bits*>(q.input) + row * q.row_stride;
-    if constexpr (!kSplitRows) {
-      write_row<Format>(q, row_in, row, winners, k);
+    const bool pooled = k > 0 && !slow && pool_count >= static_cast<uint32_t>(k);
+    if (pooled && pool_count <= kRankPoolMax) {
+      // A small pool: rank its values by counting, each straight to its slot.
+      const auto emit = [&](uint32_t p, uint64_t v) {
+        if constexpr (kSplitRows) {
+          lists[item * q.k + p] = v;
+        } else {
+          write_output<Format>(q, row_in, row, p, v, true);
+        }
+      };
+      if (pool_count <= 32) {
+        rank_small_pool<1>(scratch.pool, pool_count, k, emit);
+      } else {
+        rank_small_pool<2>(scratch.pool, pool_count, k, emit);
+      }
+      if constexpr (!kSplitRows) {
+        for (int64_t p = k + lane; p < q.k; p += 32)
+          write_output<Format>(q, row_in, row, p, 0, false);
+      }
     } else {
+      if (pooled) {
+        warp_top_k_packed(
+            scratch.histogram, pool_count, k, [&](uint32_t t) { return scratch.pool[t]; }, winners);
+      } else if (k > 0) {
+        // Slow path: exact select over the whole segment, re-read from L1/L2.
+        warp_top_k_packed(
+            scratch.histogram, r.length, k,
+            [&](uint32_t i) {
+              return pack_key_index(rank_key<Format>(r.in[i], largest), r.begin + i);
+            },
+            winners);
+      }
+      __syncwarp();
+      if constexpr (kSplitRows) {
+        store_list(q.k, winners, k, lists + item * q.k);
+      } else {
+        write_row<Format>(q, row_in, row, winners, k);
+      }
+    }
+    if constexpr (kSplitRows) {
       // ---- hand-off: the last warp of the row merges ----------------------
-      store_list(q.k, winners, k, lists + item * q.k);
       __threadfence();
       __syncwarp();
       uint32_t last = 0;
