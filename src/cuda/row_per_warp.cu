@@ -49,6 +49,13 @@ constexpr int kGroupsPerLaneMax = 8;  // group maxima per lane for the threshold
 // a segment (rank_small_pool) instead of select + sort; at most 64.
 constexpr uint32_t kRankPoolMax = FASTTOPK_TUNE_RPW_RANK_POOL;
 static_assert(kRankPoolMax <= 64, "rank_small_pool holds two values per lane");
+#ifndef FASTTOPK_TUNE_RPW_RANK_AFTER_SELECT
+#define FASTTOPK_TUNE_RPW_RANK_AFTER_SELECT 1
+#endif
+// Larger pools with k <= kRankPoolMax: radix passes only until <=
+// kRankPoolMax values remain at or above the cut, which are then ranked by
+// counting (instead of an exact select and a sort).
+constexpr bool kRankAfterSelect = FASTTOPK_TUNE_RPW_RANK_AFTER_SELECT != 0;
 // 2048-element tiles for fp16/bf16 rows longer than 1024 (tile_slots_for;
 // measured on the H100, docs/perf-notes.md v10). The override is for sweeps.
 #ifndef FASTTOPK_TUNE_RPW_WIDE16
@@ -704,8 +711,10 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     const int64_t row = kSplitRows ? item / plan.segments : item;
     const Bits* row_in = static_cast<const Bits*>(q.input) + row * q.row_stride;
     const bool pooled = k > 0 && !slow && pool_count >= static_cast<uint32_t>(k);
-    if (pooled && pool_count <= kRankPoolMax) {
-      // A small pool: rank its values by counting, each straight to its slot.
+    if (pooled && (pool_count <= kRankPoolMax || (kRankAfterSelect && k <= kRankPoolMax))) {
+      // Rank by counting, each value straight to its slot: the whole pool
+      // when it is small, else the <= kRankPoolMax values at or above a cut
+      // that one or two radix passes find (no exact select, no sort).
       const auto emit = [&](uint32_t p, uint64_t v) {
         if constexpr (kSplitRows) {
           lists[item * q.k + p] = v;
@@ -713,10 +722,19 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
           write_output<Format>(q, row_in, row, p, v, true);
         }
       };
-      if (pool_count <= 32) {
-        rank_small_pool<1>(scratch.pool, pool_count, k, emit);
+      uint64_t* ranked = scratch.pool;
+      uint32_t n = pool_count;
+      if (pool_count > kRankPoolMax) {
+        uint64_t cut;
+        n = warp_top_candidates(
+            scratch.histogram, pool_count, k, kRankPoolMax,
+            [&](uint32_t t) { return scratch.pool[t]; }, winners, cut);
+        ranked = winners;
+      }
+      if (n <= 32) {
+        rank_small_pool<1>(ranked, n, k, emit);
       } else {
-        rank_small_pool<2>(scratch.pool, pool_count, k, emit);
+        rank_small_pool<2>(ranked, n, k, emit);
       }
       if constexpr (!kSplitRows) {
         for (int64_t p = k + lane; p < q.k; p += 32)

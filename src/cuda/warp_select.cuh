@@ -74,7 +74,10 @@ __device__ __forceinline__ uint32_t warp_inclusive_sum(uint32_t x) {
 
 /*
  * Warp radix select over unique 64-bit packed (key, ~index) values: returns
- * P such that exactly k of the values are >= P (1 <= k <= number of values).
+ * P such that exactly k of the values are >= P (1 <= k <= number of values),
+ * or, with enough > k, such that k to `enough` of them are: the passes stop
+ * as soon as the values at or above the chosen digit number at most
+ * `enough` (P then has zeros below that digit).
  * The same algorithm as block_select_packed (radix_select.cuh): 8-bit digits
  * from the top down, early exit once the chosen bin holds exactly the values
  * still needed. The result does not depend on enumeration or atomic order.
@@ -93,7 +96,7 @@ __device__ __forceinline__ uint32_t warp_inclusive_sum(uint32_t x) {
  */
 template <typename ForEach>
 __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint32_t k,
-                                                       ForEach&& for_each) {
+                                                       uint32_t enough, ForEach&& for_each) {
   constexpr int kBits = 8;
   const int lane = threadIdx.x & 31;
   uint64_t all_and = ~0ull, all_or = 0;
@@ -176,6 +179,7 @@ __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint
     remaining -= above;
     const uint64_t below = differing & ((1ull << shift) - 1ull);
     if (in_bin == remaining || below == 0) break;
+    if (k - remaining + in_bin <= enough) break;  // the values >= prefix: few enough
     shift = max(63 - __clzll(below) - (kBits - 1), 0);
     __syncwarp();  // every lane has read the bins before the next pass clears them
   }
@@ -183,20 +187,23 @@ __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint
   return prefix;
 }
 
-/// The exact top k of `count` unique packed values: writes the values >= the
-/// k-th largest to dest[0 .. min(k, count)) in no particular order and
-/// returns that cut (0 when count <= k, i.e. every value is kept).
-/// `value_at(i)` gives value i in [0, count); dest may be the storage that
-/// value_at reads (in-place compaction: a value only moves to a lower slot,
-/// and every lane reads before any lane writes in each round).
+/// The values of `count` unique packed values that are >= a cut P: the exact
+/// top k when enough <= k, else between k and `enough` values that include
+/// the top k (warp_select_packed). Writes them to dest[0 .. taken) in no
+/// particular order, sets `cut` to P (0 when count <= k, i.e. every value is
+/// kept) and returns taken. `value_at(i)` gives value i in [0, count); dest
+/// may be the storage that value_at reads (in-place compaction: a value only
+/// moves to a lower slot, and every lane reads before any lane writes in
+/// each round).
 template <typename ValueAt>
-__device__ __forceinline__ uint64_t warp_top_k_packed(uint32_t* histogram, uint32_t count,
-                                                      uint32_t k, ValueAt&& value_at,
-                                                      uint64_t* dest) {
+__device__ __forceinline__ uint32_t warp_top_candidates(uint32_t* histogram, uint32_t count,
+                                                        uint32_t k, uint32_t enough,
+                                                        ValueAt&& value_at, uint64_t* dest,
+                                                        uint64_t& cut) {
   const int lane = threadIdx.x & 31;
-  uint64_t cut = 0;
+  cut = 0;
   if (count > k) {
-    cut = warp_select_packed(histogram, k, [&](auto&& f) {
+    cut = warp_select_packed(histogram, k, enough > k ? enough : k, [&](auto&& f) {
       for (uint32_t base = 0; base < count; base += 32) {
         const uint32_t i = base + lane;
         f(i < count ? value_at(i) : 0ull, i < count);
@@ -215,6 +222,19 @@ __device__ __forceinline__ uint64_t warp_top_k_packed(uint32_t* histogram, uint3
     taken += __popc(ballot);
   }
   __syncwarp();
+  return taken;
+}
+
+/// The exact top k of `count` unique packed values: writes the values >= the
+/// k-th largest to dest[0 .. min(k, count)) in no particular order and
+/// returns that cut (0 when count <= k, i.e. every value is kept). The
+/// storage rules of warp_top_candidates apply.
+template <typename ValueAt>
+__device__ __forceinline__ uint64_t warp_top_k_packed(uint32_t* histogram, uint32_t count,
+                                                      uint32_t k, ValueAt&& value_at,
+                                                      uint64_t* dest) {
+  uint64_t cut;
+  warp_top_candidates(histogram, count, k, k, value_at, dest, cut);
   return cut;
 }
 
