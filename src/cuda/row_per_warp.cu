@@ -238,6 +238,17 @@ __device__ __forceinline__ void rank_small_pool(uint64_t* pool, uint32_t n, uint
   }
 }
 
+/// rank_small_pool for n <= 64 values, one or two a lane.
+template <typename Emit>
+__device__ __forceinline__ void rank_to_slots(uint64_t* values, uint32_t n, uint32_t k,
+                                              Emit&& emit) {
+  if (n <= 32) {
+    rank_small_pool<1>(values, n, k, emit);
+  } else {
+    rank_small_pool<2>(values, n, k, emit);
+  }
+}
+
 /// Sorts the row's k_row winners and writes output slots 0 .. q.k of the row
 /// (sentinels after k_row).
 template <typename Format>
@@ -313,22 +324,26 @@ __device__ __forceinline__ int lowest_bit(uint64_t m) { return __ffsll(m) - 1; }
 /*
  * The merge of a row's segment lists, by the last warp of the row. `lists`
  * holds segment s's sorted (descending) top k_s at lists[s * list_stride ..].
- * Writes the row's top `row.k` packed values to `winners` (any order).
+ * Writes n packed values that include the row's top `row.k` to `winners`
+ * (any order) and returns n: n = row.k, or up to `enough` (>= row.k) values
+ * when the selects may stop early (warp_top_candidates).
  *
  * Fast path: the window, the first `window` entries of every list, goes to
- * the pool in one batch of loads, and its exact top k (cut P) is selected
- * there. Every element of the row's top k is >= the row's k-th largest,
- * which is >= P (P is the k-th largest of a subset). A list entry outside
- * the window is <= the list's last window entry; so if every list that goes
- * on past the window ends its window below P, no element outside the window
- * can be in the top k, and the window's top k is the row's. Otherwise (the
- * top k crowds into a few segments: sorted or adversarial rows) the select
- * runs over the whole lists.
+ * the pool in one batch of loads, and its top k (or up to `enough` values
+ * including them) at or above a cut P is selected there. Every element of
+ * the row's top k is >= the row's k-th largest, which is >= P (at least k
+ * values of a subset are >= P). A list entry outside the window is <= the
+ * list's last window entry; so if every list that goes on past the window
+ * ends its window below P, no element outside the window can be in the top
+ * k, and the window's values >= P hold the row's top k. Otherwise (the top k
+ * crowds into a few segments: sorted, tied or adversarial rows) those values
+ * and the overflowing lists' entries >= P are selected again.
  */
 template <typename Scratch>
-__device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape row,
-                                               const uint64_t* lists, int list_stride,
-                                               Scratch& scratch, uint64_t* winners) {
+__device__ __forceinline__ uint32_t merge_segments(const SegmentPlan& plan, RowShape row,
+                                                   const uint64_t* lists, int list_stride,
+                                                   uint32_t enough, Scratch& scratch,
+                                                   uint64_t* winners) {
   const int lane = threadIdx.x & 31;
   const int window = plan.window;
   const int window_slots = plan.segments * window;  // <= kPoolStorage (make_plan)
@@ -358,10 +373,11 @@ __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape
   // entries they are never selected.
   bool complete = real >= static_cast<uint32_t>(row.k);
   uint64_t cut = 0;
+  uint32_t taken = 0;
   if (complete) {
-    cut = warp_top_k_packed(
-        scratch.histogram, window_slots, row.k, [&](uint32_t t) { return scratch.pool[t]; },
-        winners);
+    taken = warp_top_candidates(
+        scratch.histogram, window_slots, row.k, enough, [&](uint32_t t) { return scratch.pool[t]; },
+        winners, cut);
     for (int s = lane; s < plan.segments; s += 32) {
       if (segment_shape(plan, row, s).k > window && scratch.pool[s * window + window - 1] >= cut) {
         complete = false;
@@ -369,10 +385,10 @@ __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape
     }
     complete = __all_sync(kFullWarp, complete);
   }
-  if (complete) return;
+  if (complete) return taken;
   uint32_t count = 0;
   if (real >= static_cast<uint32_t>(row.k)) {
-    // The window's top k (cut P, now in winners) plus every list entry past
+    // The window's values >= P (now in winners) plus every list entry past
     // a window that ended at or above P, down to P: a superset of the row's
     // top k (any other entry is below P). Entries past the window are sorted,
     // so each list's run ends at its first entry below P. It fits the pool
@@ -386,8 +402,8 @@ __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape
       overflowing |= static_cast<uint64_t>(__ballot_sync(kFullWarp, over)) << s0;
     }
     __syncwarp();
-    for (int t = lane; t < row.k; t += 32) scratch.pool[t] = winners[t];
-    count = row.k;
+    for (uint32_t t = lane; t < taken; t += 32) scratch.pool[t] = winners[t];
+    count = taken;
     const uint32_t lane_mask_below = (1u << lane) - 1u;
     while (overflowing != 0 && count <= kPoolStorage) {
       const int s = lowest_bit(overflowing);
@@ -407,8 +423,9 @@ __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape
     __syncwarp();
   }
   if (count >= static_cast<uint32_t>(row.k) && count <= kPoolStorage) {
-    warp_top_k_packed(
-        scratch.histogram, count, row.k, [&](uint32_t t) { return scratch.pool[t]; }, winners);
+    return warp_top_candidates(
+        scratch.histogram, count, row.k, enough, [&](uint32_t t) { return scratch.pool[t]; },
+        winners, cut);
   } else {
     warp_top_k_packed(
         scratch.histogram, plan.segments * list_stride, row.k,
@@ -418,6 +435,7 @@ __device__ __forceinline__ void merge_segments(const SegmentPlan& plan, RowShape
           return j < segment_shape(plan, row, s).k ? __ldcg(lists + i) : 0ull;
         },
         winners);
+    return row.k;
   }
 }
 
@@ -731,11 +749,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
             [&](uint32_t t) { return scratch.pool[t]; }, winners, cut);
         ranked = winners;
       }
-      if (n <= 32) {
-        rank_small_pool<1>(ranked, n, k, emit);
-      } else {
-        rank_small_pool<2>(ranked, n, k, emit);
-      }
+      rank_to_slots(ranked, n, k, emit);
       if constexpr (!kSplitRows) {
         for (int64_t p = k + lane; p < q.k; p += 32)
           write_output<Format>(q, row_in, row, p, 0, false);
@@ -771,12 +785,22 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
         __threadfence();
         const RowShape shape = row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols),
                                          static_cast<int>(q.k));
+        const bool rank = kRankAfterSelect && shape.k > 0 && shape.k <= kRankPoolMax;
+        uint32_t n = 0;
         if (shape.k > 0) {
-          merge_segments(plan, shape, lists + row * plan.segments * q.k, static_cast<int>(q.k),
-                         scratch, winners);
+          n = merge_segments(plan, shape, lists + row * plan.segments * q.k, static_cast<int>(q.k),
+                             rank ? kRankPoolMax : shape.k, scratch, winners);
         }
         __syncwarp();
-        write_row<Format>(q, row_in, row, winners, shape.k);
+        if (rank) {
+          rank_to_slots(winners, n, shape.k, [&](uint32_t p, uint64_t v) {
+            write_output<Format>(q, row_in, row, p, v, true);
+          });
+          for (int64_t p = shape.k + lane; p < q.k; p += 32)
+            write_output<Format>(q, row_in, row, p, 0, false);
+        } else {
+          write_row<Format>(q, row_in, row, winners, shape.k);
+        }
       }
     }
     __syncwarp();  // the winners (histogram) are read before the next select
