@@ -370,7 +370,8 @@ __device__ __forceinline__ uint32_t merge_segments(const SegmentPlan& plan, RowS
   real = __reduce_add_sync(kFullWarp, real);
   __syncwarp();
   // Fillers (packed 0) rank below every list entry; with >= row.k real
-  // entries they are never selected.
+  // entries they never rank among the top k (an early-stopping select may
+  // keep them as candidates, ranked below every real one).
   bool complete = real >= static_cast<uint32_t>(row.k);
   uint64_t cut = 0;
   uint32_t taken = 0;
@@ -589,11 +590,15 @@ __device__ __forceinline__ void tile_group_maxima(const uint4 (&raw)[kVectors], 
  *  overflows even after a cut (heavy ties: all-equal rows, low-entropy
  *  bf16), the segment takes the slow path: an exact select over the whole
  *  segment re-read from L1/L2.
- *  Finish. Cut the pool to its top k. One segment per row: bitonic-sort the k
- *  winners in registers and write the row. Several: store the sorted winners
- *  as the segment's list in the workspace, __threadfence, take a ticket of
- *  the row; the warp that takes the last ticket merges the row's lists
- *  (merge_segments) and writes the row. No warp waits for another.
+ *  Finish. For k <= 64: the pool, or (when it holds more than 64) its <= 64
+ *  values at or above a cut found by one or two radix passes, is ranked by
+ *  counting (rank_small_pool) and every value of rank r < k goes straight
+ *  to output slot r. For k > 64: cut the pool to its exact top k and
+ *  bitonic-sort the winners in registers. Several segments per row: the
+ *  sorted winners form the segment's list in the workspace; __threadfence,
+ *  take a ticket of the row; the warp that takes the last ticket merges the
+ *  row's lists (merge_segments, ranked the same way) and writes the row. No
+ *  warp waits for another.
  *  Packed values are unique, so every step is exact and independent of
  *  timing: deterministic, ties to the lowest index.
  */

@@ -553,6 +553,12 @@ TEST_F(Gpu, LargeShapes) {
       {DType::kFloat32, 5, 100000, 100, Dist::kSpecial, PerRow::kBoth},
       {DType::kBFloat16, 3, 70000, 64, Dist::kFewDistinct, PerRow::kLengths},
       {DType::kFloat16, 2, 65536, 33, Dist::kAllEqual, PerRow::kNone},
+      // k <= 64 ranks the merge's candidates by counting, after the window's
+      // fallback in shared memory (33 segments a row: six or seven lists
+      // overflow by 42 entries each) and in L2 (64 segments of 4,096: ten
+      // lists overflow by 58 each, more than the pool holds).
+      {DType::kFloat32, 2, 100000, 50, Dist::kSortedAscending, PerRow::kNone},
+      {DType::kFloat32, 1, 262144, 64, Dist::kSortedDescending, PerRow::kNone},
       // Rows of 131k-262k elements in one 8-CTA cluster (up to 32,768 keys a
       // CTA): the pre-filter and rank path at k <= 128 with per-row k and
       // lengths, and -inf tails at a k the rank path does not take.
