@@ -41,7 +41,12 @@ struct AutoRule {
 //    at k = 1 from 100000 columns and 32 rows up, where it is faster both
 //    warm and cold (32x128256 k1 bf16 11.6 / 13.6 µs vs row_per_cluster's
 //    16.9 / 16.8, 32x151936 k1 fp32 12.4 / 15.8 vs 16.5 / 20.7; gpu-check of
-//    2026-11-24 23:17 UTC; at k = 8 the cluster is faster again).
+//    2026-11-24 23:17 UTC; at k = 8 the cluster is faster again). Since
+//    v19-v22 (cheaper end of a segment and merge) it is faster cold as well
+//    at 32x262144 k50 (bf16 24.1 vs the cluster's 32.1 µs, fp32 29.5 vs
+//    34.7; gpu-check of 2026-11-25 01:03 UTC) but still slower cold on the
+//    other 1-32-row k50 shapes of the llm suite; a rule for 32 rows of
+//    262144 columns waits for a run that re-measures it.
 //  - row_per_cluster (split_row's kernel with the hand-off inside a
 //    thread-block cluster: no workspace, no memset node) beats every other
 //    algorithm on <= 8 rows of 8192-131072 columns at any k (0.59-0.93x the
