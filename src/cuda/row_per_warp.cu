@@ -259,6 +259,21 @@ __device__ __forceinline__ void write_row(const Problem& q, const typename Forma
   });
 }
 
+/// Ranks values[0 .. n) (n <= 64, a superset of the row's top k_row) by
+/// counting and writes output slots 0 .. q.k of the row: the value of rank p
+/// < k_row to slot p, sentinels after k_row. The counting counterpart of
+/// write_row.
+template <typename Format>
+__device__ __forceinline__ void write_row_ranked(const Problem& q,
+                                                 const typename Format::Bits* row_in, int64_t row,
+                                                 uint64_t* values, uint32_t n, int k_row) {
+  const int lane = threadIdx.x & 31;
+  rank_to_slots(values, n, k_row,
+                [&](uint32_t p, uint64_t v) { write_output<Format>(q, row_in, row, p, v, true); });
+  for (int64_t p = k_row + lane; p < q.k; p += 32)
+    write_output<Format>(q, row_in, row, p, 0, false);
+}
+
 /// Sorts a segment's k winners and stores them, descending, to list[0 .. k).
 __device__ __forceinline__ void store_list(int64_t max_k, const uint64_t* winners, int k,
                                            uint64_t* list) {
@@ -375,14 +390,17 @@ __device__ __forceinline__ uint32_t merge_segments(const SegmentPlan& plan, RowS
   bool complete = real >= static_cast<uint32_t>(row.k);
   uint64_t cut = 0;
   uint32_t taken = 0;
+  // List s goes on past its window, and its last window entry is at or above
+  // the cut: its later entries may rank among the row's top k.
+  const auto overflows = [&](int s) {
+    return segment_shape(plan, row, s).k > window && scratch.pool[s * window + window - 1] >= cut;
+  };
   if (complete) {
     taken = warp_top_candidates(
         scratch.histogram, window_slots, row.k, enough, [&](uint32_t t) { return scratch.pool[t]; },
         winners, cut);
     for (int s = lane; s < plan.segments; s += 32) {
-      if (segment_shape(plan, row, s).k > window && scratch.pool[s * window + window - 1] >= cut) {
-        complete = false;
-      }
+      if (overflows(s)) complete = false;
     }
     complete = __all_sync(kFullWarp, complete);
   }
@@ -398,8 +416,7 @@ __device__ __forceinline__ uint32_t merge_segments(const SegmentPlan& plan, RowS
     uint64_t overflowing = 0;  // bit s: list s goes on past its window at or above P
     for (int s0 = 0; s0 < plan.segments; s0 += 32) {
       const int s = s0 + lane;
-      const bool over = s < plan.segments && segment_shape(plan, row, s).k > window &&
-                        scratch.pool[s * window + window - 1] >= cut;
+      const bool over = s < plan.segments && overflows(s);
       overflowing |= static_cast<uint64_t>(__ballot_sync(kFullWarp, over)) << s0;
     }
     __syncwarp();
@@ -738,13 +755,6 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       // Rank by counting, each value straight to its slot: the whole pool
       // when it is small, else the <= kRankPoolMax values at or above a cut
       // that one or two radix passes find (no exact select, no sort).
-      const auto emit = [&](uint32_t p, uint64_t v) {
-        if constexpr (kSplitRows) {
-          lists[item * q.k + p] = v;
-        } else {
-          write_output<Format>(q, row_in, row, p, v, true);
-        }
-      };
       uint64_t* ranked = scratch.pool;
       uint32_t n = pool_count;
       if (pool_count > kRankPoolMax) {
@@ -754,10 +764,10 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
             [&](uint32_t t) { return scratch.pool[t]; }, winners, cut);
         ranked = winners;
       }
-      rank_to_slots(ranked, n, k, emit);
-      if constexpr (!kSplitRows) {
-        for (int64_t p = k + lane; p < q.k; p += 32)
-          write_output<Format>(q, row_in, row, p, 0, false);
+      if constexpr (kSplitRows) {
+        rank_to_slots(ranked, n, k, [&](uint32_t p, uint64_t v) { lists[item * q.k + p] = v; });
+      } else {
+        write_row_ranked<Format>(q, row_in, row, ranked, n, k);
       }
     } else {
       if (pooled) {
@@ -798,11 +808,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
         }
         __syncwarp();
         if (rank) {
-          rank_to_slots(winners, n, shape.k, [&](uint32_t p, uint64_t v) {
-            write_output<Format>(q, row_in, row, p, v, true);
-          });
-          for (int64_t p = shape.k + lane; p < q.k; p += 32)
-            write_output<Format>(q, row_in, row, p, 0, false);
+          write_row_ranked<Format>(q, row_in, row, winners, n, shape.k);
         } else {
           write_row<Format>(q, row_in, row, winners, shape.k);
         }
