@@ -17,6 +17,9 @@
 // Usage: fasttopk_bench_cpp [--rows R --cols C --k K [--dtype fp32|fp16|bf16]]
 //                           [--algo NAME] [--index int32|int64] [--calls N]
 //                           [--replays R] [--enqueue-calls M] [--no-check] [--no-cold]
+//                           [--descending]
+// --descending sorts every row largest first (the top k all at the row's
+// start: the case where row_per_warp's guessed threshold fails on every row).
 // Without a shape: the latency table's shapes. Exit status 1 on a failed check
 // or an error.
 #include <fasttopk/fasttopk.hpp>
@@ -69,6 +72,7 @@ struct Options {
   int enqueue_calls = 5000;
   bool check = true;
   bool cold = true;
+  bool descending = false;  // rows sorted largest first
 };
 
 const char* dtype_name(DType d) {
@@ -129,14 +133,21 @@ uint16_t float_to_half(float f) {  // round to nearest even
   return static_cast<uint16_t>(h);
 }
 
-/// rows x cols standard-normal values in the dtype's storage (never zeros).
-std::vector<unsigned char> make_input(const Shape& s, uint64_t seed) {
+/// rows x cols standard-normal values in the dtype's storage (never zeros),
+/// each row sorted largest first when `descending`.
+std::vector<unsigned char> make_input(const Shape& s, uint64_t seed, bool descending) {
   const int64_t n = s.rows * s.cols;
   std::vector<unsigned char> bytes(static_cast<size_t>(n) * dtype_bytes(s.dtype));
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> row(static_cast<size_t>(s.cols));
   for (int64_t i = 0; i < n; ++i) {
-    const float v = normal(rng);
+    const int64_t c = i % s.cols;
+    if (c == 0) {
+      for (float& x : row) x = normal(rng);
+      if (descending) std::sort(row.begin(), row.end(), [](float a, float b) { return a > b; });
+    }
+    const float v = row[static_cast<size_t>(c)];
     if (s.dtype == DType::kFloat32) {
       std::memcpy(bytes.data() + 4 * i, &v, 4);
     } else {
@@ -240,7 +251,7 @@ Row run_shape(const Shape& s, const Options& o, cudaStream_t stream, size_t l2_b
   const size_t in_bytes = static_cast<size_t>(s.rows * s.cols) * dtype_bytes(s.dtype);
   const size_t out_n = static_cast<size_t>(s.rows * s.k);
   const int index_bytes = o.index_type == IndexType::kInt64 ? 8 : 4;
-  const std::vector<unsigned char> host_in = make_input(s, seed);
+  const std::vector<unsigned char> host_in = make_input(s, seed, o.descending);
 
   void* d_in = nullptr;
   void* d_values = nullptr;
@@ -434,6 +445,7 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
                "                          [--algo NAME] [--index int32|int64] [--calls N]\n"
                "                          [--replays R] [--enqueue-calls M] [--no-check] "
                "[--no-cold]\n"
+               "                          [--descending]   (rows sorted largest first)\n"
                "Without a shape: the latency table (1x50304 k50 fp16, 4x50304 k5 fp16,\n"
                "4x50304 k128 fp16, 32x32000 k40 fp32, 1x128256 k50 bf16, 1x131072 k2048 fp32).\n");
   std::exit(status);
@@ -497,6 +509,8 @@ Options parse(int argc, char** argv) {
       o.check = false;
     else if (a == "--no-cold")
       o.cold = false;
+    else if (a == "--descending")
+      o.descending = true;
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       usage(2);

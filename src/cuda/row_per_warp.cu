@@ -56,6 +56,14 @@ static_assert(kRankPoolMax <= 64, "rank_small_pool holds two values per lane");
 // kRankPoolMax values remain at or above the cut, which are then ranked by
 // counting (instead of an exact select and a sort).
 constexpr bool kRankAfterSelect = FASTTOPK_TUNE_RPW_RANK_AFTER_SELECT != 0;
+#ifndef FASTTOPK_TUNE_RPW_SPECULATE
+#define FASTTOPK_TUNE_RPW_SPECULATE 1
+#endif
+// For k > kSpeculateMinK, segments longer than their first tile take the
+// first tile's threshold at a rank below k (threshold_rank): fewer
+// candidates, and a segment whose pool ends short takes the slow path.
+constexpr bool kSpeculate = FASTTOPK_TUNE_RPW_SPECULATE != 0;
+constexpr int kSpeculateMinK = 32;
 // 2048-element tiles for fp16/bf16 rows longer than 1024 (tile_slots_for;
 // measured on the H100, docs/perf-notes.md v10). The override is for sweeps.
 #ifndef FASTTOPK_TUNE_RPW_WIDE16
@@ -154,6 +162,30 @@ __device__ __forceinline__ uint32_t group_max_threshold(const uint32_t (&maxima)
     }
     return t;
   }
+}
+
+/*
+ * The rank (1 .. k) of the first tile's group maxima that sets a segment's
+ * threshold. Rank k gives a lower bound of the segment's k-th largest key
+ * from the first tile alone (group_max_threshold), but a segment of several
+ * tiles then admits k candidates or more from every tile: for a 2048-element
+ * row at k = 64, ~170 where 64 are needed. A lower rank raises T; T is then
+ * a guess, not a bound, and is safe all the same: if at least k elements of
+ * the segment are >= T, its top k are among them, and the pool ends with at
+ * least k values; otherwise the pool ends short, which the end of the
+ * segment detects (pool_count < k), and the slow path selects exactly.
+ * rank = k - k (1 - f) / 2, f = the first tile's share of the segment:
+ * k on one tile, 3k/4 on two, 5k/8 on four. For independent values of any
+ * continuous distribution (the count is distribution-free) a short pool is
+ * rare: none in 40,000 simulated rows for each k of 50-128 and 2-16 tiles
+ * (the fewest values >= T: 53 at k = 50, 78 at k = 64 on two tiles), but
+ * 0.3-4% of rows at k <= 16, so small k keeps rank k. Rows whose top k
+ * crowd into the first tile (sorted descending) take the slow path.
+ */
+__device__ __forceinline__ int threshold_rank(int k, int length, int first_tile_elements) {
+  if (!kSpeculate || k <= kSpeculateMinK || first_tile_elements >= length) return k;
+  const int64_t rest = length - first_tile_elements;
+  return k - static_cast<int>(int64_t{k} * rest / (2 * int64_t{length}));
 }
 
 /// Loads winners[0 .. count) (any order) into registers and sorts them
@@ -589,21 +621,27 @@ __device__ __forceinline__ void tile_group_maxima(const uint4 (&raw)[kVectors], 
  * one's loads.
  *
  *  Filter. A segment keeps a pool of candidates (packed (key, ~index),
- *  unique) in the warp's shared memory and a key threshold T with the
- *  invariant "every element of the segment's top k that has been seen is in
- *  the pool or has a key >= T and is still to come". Each tile is tested
+ *  unique) in the warp's shared memory and a key threshold T, with the
+ *  invariant "the pool holds the top min(k, m) of the m elements seen so
+ *  far whose keys are >= the first tile's T" (and possibly more of them).
+ *  So when at least k elements of the segment reach that T (always when T
+ *  is a lower bound of its k-th largest key), the pool ends with the
+ *  segment's top k. Each tile is tested
  *  against the floor max(T, 1) in value space (value_filter.cuh: one compare
  *  per fp32 element or fp16/bf16 pair, admitting a superset of the keys >=
  *  the floor); only admitted elements get their exact key, fetched by slot
  *  from the lane's staged raw vectors, and enter the pool (one warp prefix
  *  sum per tile).
  *   - First tile: T = group_max_threshold over value-space group maxima, a
- *     lower bound of the segment's k-th largest key.
+ *     lower bound of the segment's k-th largest key, or, for k > 32 on
+ *     segments of several tiles, a guess above it (threshold_rank): then
+ *     "at least k elements of the segment are >= T" is checked at the end.
  *   - When a tile would overflow the pool, the pool is cut to its exact top k
  *     by warp_top_k_packed (cut value P) and T becomes key(P) + 1: a later
  *     element with key(P) loses the tie to P on index, so it cannot enter.
  *  Key 0 (NaN under largest == false) never enters, nor do positions outside
- *  the segment (hit mask); if fewer than k elements entered, or a tile
+ *  the segment (hit mask); if fewer than k elements entered (a guessed T
+ *  was too high, or NaN under smallest), or a tile
  *  overflows even after a cut (heavy ties: all-equal rows, low-entropy
  *  bf16), the segment takes the slow path: an exact select over the whole
  *  segment re-read from L1/L2.
@@ -678,14 +716,15 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
           tile_group_maxima<Format>(raw, largest, maxima);
           // About 2k / 32 groups per lane (see group_max_threshold).
           constexpr int kKeyBits = Format::kKeyBits;
+          const int rank = threshold_rank(k, r.length, min(kTile - r.offset, r.length));
           if (k <= 16) {
-            threshold = group_max_threshold<kKeyBits, 1>(maxima, k);
+            threshold = group_max_threshold<kKeyBits, 1>(maxima, rank);
           } else if (k <= 32) {
-            threshold = group_max_threshold<kKeyBits, 2>(maxima, k);
+            threshold = group_max_threshold<kKeyBits, 2>(maxima, rank);
           } else if (k <= 64) {
-            threshold = group_max_threshold<kKeyBits, 4>(maxima, k);
+            threshold = group_max_threshold<kKeyBits, 4>(maxima, rank);
           } else {
-            threshold = group_max_threshold<kKeyBits, 8>(maxima, k);
+            threshold = group_max_threshold<kKeyBits, 8>(maxima, rank);
           }
         }
         hits = tile_hits<Format, kWords, Mask>([&](int p) { return tile_word(raw, p); },

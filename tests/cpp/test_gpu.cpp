@@ -559,6 +559,12 @@ TEST_F(Gpu, LargeShapes) {
       // lists overflow by 58 each, more than the pool holds).
       {DType::kFloat32, 2, 100000, 50, Dist::kSortedAscending, PerRow::kNone},
       {DType::kFloat32, 1, 262144, 64, Dist::kSortedDescending, PerRow::kNone},
+      // Whole rows of several tiles with k > 32 filter with a guessed
+      // threshold (threshold_rank in row_per_warp.cu); sorted rows put the
+      // whole top k into the first tile in one of the two directions, so
+      // the guess fails on every row and the slow path must finish it.
+      {DType::kFloat32, 512, 2048, 64, Dist::kSortedDescending, PerRow::kNone},
+      {DType::kBFloat16, 512, 5000, 100, Dist::kSortedAscending, PerRow::kBoth},
       // Rows of 131k-262k elements in one 8-CTA cluster (up to 32,768 keys a
       // CTA): the pre-filter and rank path at k <= 128 with per-row k and
       // lengths, and -inf tails at a k the rank path does not take.
