@@ -42,11 +42,15 @@ struct AutoRule {
 //    warm and cold (32x128256 k1 bf16 11.6 / 13.6 µs vs row_per_cluster's
 //    16.9 / 16.8, 32x151936 k1 fp32 12.4 / 15.8 vs 16.5 / 20.7; gpu-check of
 //    2026-11-24 23:17 UTC; at k = 8 the cluster is faster again). Since
-//    v19-v22 (cheaper end of a segment and merge) it is faster cold as well
-//    at 32x262144 k50 (bf16 24.1 vs the cluster's 32.1 µs, fp32 29.5 vs
-//    34.7; gpu-check of 2026-11-25 01:03 UTC) but still slower cold on the
-//    other 1-32-row k50 shapes of the llm suite; a rule for 32 rows of
-//    262144 columns waits for a run that re-measures it.
+//    v19-v23 (cheaper end of a segment and merge, a guessed threshold) it
+//    is faster warm and cold on 16-64 rows of >= 200000 columns at k = 50
+//    (graph µs warm / cold, row_per_warp vs row_per_cluster, A/B run of
+//    2026-11-25 01:38 UTC: 16x262144 bf16 18.1 / 19.5 vs 20.1 / 21.9,
+//    32x200000 fp32 20.8 / 24.3 vs 26.3 / 31.0, 32x262144 bf16 20.3 / 22.5
+//    vs 29.4 / 31.9, fp32 23.0 / 27.9 vs 30.1 / 34.7, 64x262144 bf16
+//    22.5 / 26.5 vs 47.5 / 50.4), while the cluster stays faster on
+//    32x131072 (14.6 / 16.2 vs 18.1 / 20.0) and on the shorter rows of the
+//    llm suite.
 //  - row_per_cluster (split_row's kernel with the hand-off inside a
 //    thread-block cluster: no workspace, no memset node) beats every other
 //    algorithm on <= 8 rows of 8192-131072 columns at any k (0.59-0.93x the
@@ -76,6 +80,7 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, -1, -1, -1, 2048, 64},
     {Algorithm::kRowPerWarp, 65, 384, 16385, -1, 64},
     {Algorithm::kRowPerWarp, 32, 64, 100000, -1, 1},
+    {Algorithm::kRowPerWarp, 16, 64, 200000, -1, 64},
     {Algorithm::kRowPerCluster, -1, 8, 8192, -1, 2048},
     {Algorithm::kRowPerCluster, 9, 32, 8192, -1, 2048},
     {Algorithm::kRowPerCluster, 33, 64, 8192, -1, 1024},
