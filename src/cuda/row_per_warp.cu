@@ -59,11 +59,13 @@ constexpr bool kRankAfterSelect = FASTTOPK_TUNE_RPW_RANK_AFTER_SELECT != 0;
 #ifndef FASTTOPK_TUNE_RPW_SPECULATE
 #define FASTTOPK_TUNE_RPW_SPECULATE 1
 #endif
-// For k > kSpeculateMinK, segments longer than their first tile take the
-// first tile's threshold at a rank below k (threshold_rank): fewer
-// candidates, and a segment whose pool ends short takes the slow path.
+// Segments longer than their first tile take the first tile's threshold at
+// a rank below k (threshold_rank), but not below kMinGuessRank (or
+// kMinGuessRankLong on segments of eight tiles or more): fewer candidates,
+// and a segment whose pool ends short takes the slow path.
 constexpr bool kSpeculate = FASTTOPK_TUNE_RPW_SPECULATE != 0;
-constexpr int kSpeculateMinK = 32;
+constexpr int kMinGuessRank = 32;
+constexpr int kMinGuessRankLong = 20;
 // 2048-element tiles for fp16/bf16 rows longer than 1024 (tile_slots_for;
 // measured on the H100, docs/perf-notes.md v10). The override is for sweeps.
 #ifndef FASTTOPK_TUNE_RPW_WIDE16
@@ -174,18 +176,29 @@ __device__ __forceinline__ uint32_t group_max_threshold(const uint32_t (&maxima)
  * the segment are >= T, its top k are among them, and the pool ends with at
  * least k values; otherwise the pool ends short, which the end of the
  * segment detects (pool_count < k), and the slow path selects exactly.
- * rank = k - k (1 - f) / 2, f = the first tile's share of the segment:
- * k on one tile, 3k/4 on two, 5k/8 on four. For independent values of any
- * continuous distribution (the count is distribution-free) a short pool is
- * rare: none in 40,000 simulated rows for each k of 50-128 and 2-16 tiles
- * (the fewest values >= T: 53 at k = 50, 78 at k = 64 on two tiles), but
- * 0.3-4% of rows at k <= 16, so small k keeps rank k. Rows whose top k
- * crowd into the first tile (sorted descending) take the slow path.
+ *
+ * rank = k (f + 1/4), f = the first tile's share of the segment (3k/4 on two
+ * tiles, k/2 on four), at most k and at least 32, or 20 from eight tiles up
+ * (a low rank makes T noisy; with many tiles the expected count is a large
+ * multiple of k). A short pool must stay rare, not only on average: one
+ * slow segment late in a launch delays the whole launch by about a row's
+ * time several times over. For independent values of any continuous
+ * distribution the count is distribution-free; a simulation of the kernel's
+ * group layout (the first tile sampled, the rest's count from the binomial
+ * tail) puts the short-pool rate at <= 1.4e-6 a segment for k = 33-128 on
+ * 1.5-64 tiles (k = 40 on two tiles; k = 64 on two or four tiles ~1e-7),
+ * where v23's rule (k (1 + f) / 2, no floor) reached 1e-3 on 1.5 tiles at
+ * k = 33. Rows whose top k crowd into the first tile (sorted largest first)
+ * take the slow path.
  */
 __device__ __forceinline__ int threshold_rank(int k, int length, int first_tile_elements) {
-  if (!kSpeculate || k <= kSpeculateMinK || first_tile_elements >= length) return k;
-  const int64_t rest = length - first_tile_elements;
-  return k - static_cast<int>(int64_t{k} * rest / (2 * int64_t{length}));
+  if (!kSpeculate || k <= kMinGuessRank || first_tile_elements >= length) return k;
+  // Float math: any rank gives exact results, so rounding only moves the
+  // speed, and an integer division would cost more than the rest together.
+  const float f = __fdividef(static_cast<float>(first_tile_elements), static_cast<float>(length));
+  const int guess = static_cast<int>(ceilf(static_cast<float>(k) * (f + 0.25f)));
+  const int least = f > 0.125f ? kMinGuessRank : kMinGuessRankLong;
+  return min(k, max(least, guess));
 }
 
 /// Loads winners[0 .. count) (any order) into registers and sorts them
@@ -638,13 +651,14 @@ __device__ __forceinline__ void tile_group_maxima(const uint4 (&raw)[kVectors], 
  *     "at least k elements of the segment are >= T" is checked at the end.
  *   - When a tile would overflow the pool, the pool is cut to its exact top k
  *     by warp_top_k_packed (cut value P) and T becomes key(P) + 1: a later
- *     element with key(P) loses the tie to P on index, so it cannot enter.
+ *     element with key(P) loses the tie to P on index, so it cannot enter;
+ *     the tile's hits below the new T are dropped. If the rest still
+ *     overflows (sorted, tied or all-equal rows admit whole tiles), it is
+ *     appended in parts: fill the pool, cut again, go on.
  *  Key 0 (NaN under largest == false) never enters, nor do positions outside
  *  the segment (hit mask); if fewer than k elements entered (a guessed T
- *  was too high, or NaN under smallest), or a tile
- *  overflows even after a cut (heavy ties: all-equal rows, low-entropy
- *  bf16), the segment takes the slow path: an exact select over the whole
- *  segment re-read from L1/L2.
+ *  was too high, or NaN under smallest), the segment takes the slow path:
+ *  an exact select over the whole segment re-read from L1/L2.
  *  Finish. For k <= 64: the pool, or (when it holds more than 64) its <= 64
  *  values at or above a cut found by one or two radix passes, is ranked by
  *  counting (rank_small_pool) and every value of rank r < k goes straight
@@ -703,51 +717,65 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     if (r.tiles == 0 && next.tiles > 0) load_tile<Bits, kTileSlots>(raw, next, 0, fill);
     uint32_t threshold = 0;
     uint32_t pool_count = 0;
-    bool slow = false;
     for (int tile = 0; tile < r.tiles; ++tile) {
       // Test this tile and stage the lanes' raw vectors that hold candidates;
       // then put the next tile's loads in flight.
       const int tile_base = tile * kTile + lane * kVec - r.offset;
       const bool whole = whole_tile<kTileSlots>(r, tile);  // warp-uniform
-      Mask hits = 0;
-      if (!slow) {
-        if (tile == 0 && k < r.length) {
-          uint32_t maxima[kGroupsPerLaneMax];
-          tile_group_maxima<Format>(raw, largest, maxima);
-          // About 2k / 32 groups per lane (see group_max_threshold).
-          constexpr int kKeyBits = Format::kKeyBits;
-          const int rank = threshold_rank(k, r.length, min(kTile - r.offset, r.length));
-          if (k <= 16) {
-            threshold = group_max_threshold<kKeyBits, 1>(maxima, rank);
-          } else if (k <= 32) {
-            threshold = group_max_threshold<kKeyBits, 2>(maxima, rank);
-          } else if (k <= 64) {
-            threshold = group_max_threshold<kKeyBits, 4>(maxima, rank);
-          } else {
-            threshold = group_max_threshold<kKeyBits, 8>(maxima, rank);
-          }
+      if (tile == 0 && k < r.length) {
+        uint32_t maxima[kGroupsPerLaneMax];
+        tile_group_maxima<Format>(raw, largest, maxima);
+        // About 2k / 32 groups per lane (see group_max_threshold).
+        constexpr int kKeyBits = Format::kKeyBits;
+        const int rank = threshold_rank(k, r.length, min(kTile - r.offset, r.length));
+        if (k <= 16) {
+          threshold = group_max_threshold<kKeyBits, 1>(maxima, rank);
+        } else if (k <= 32) {
+          threshold = group_max_threshold<kKeyBits, 2>(maxima, rank);
+        } else if (k <= 64) {
+          threshold = group_max_threshold<kKeyBits, 4>(maxima, rank);
+        } else {
+          threshold = group_max_threshold<kKeyBits, 8>(maxima, rank);
         }
-        hits = tile_hits<Format, kWords, Mask>([&](int p) { return tile_word(raw, p); },
-                                               admission_bits<Format>(max(threshold, 1u), largest),
-                                               largest);
-        if (!whole) hits &= tile_valid_bits<Format, kTileSlots, Mask>(tile_base, r.length);
-        if (hits != 0) {
+      }
+      Mask hits = tile_hits<Format, kWords, Mask>(
+          [&](int p) { return tile_word(raw, p); },
+          admission_bits<Format>(max(threshold, 1u), largest), largest);
+      if (!whole) hits &= tile_valid_bits<Format, kTileSlots, Mask>(tile_base, r.length);
+      if (hits != 0) {
 #pragma unroll
-          for (int u = 0; u < kVectors; ++u) scratch.stage[u * 32 + lane] = raw[u];
-        }
+        for (int u = 0; u < kVectors; ++u) scratch.stage[u * 32 + lane] = raw[u];
       }
       if (tile + 1 < r.tiles) {
         load_tile<Bits, kTileSlots>(raw, r, tile + 1, fill);
       } else if (next.tiles > 0) {
         load_tile<Bits, kTileSlots>(raw, next, 0, fill);
       }
-      if (slow) continue;  // keep consuming tiles so the prefetch chain holds
-
+      // Append the admitted elements with their exact keys, each lane's in
+      // slot order, at pool[position ..] while position < limit (unbounded
+      // when everything fits).
+      const Bits* staged = reinterpret_cast<const Bits*>(scratch.stage);
+      const auto append = [&](uint32_t position, auto bounded, uint32_t limit) {
+        while (hits != 0 && (!decltype(bounded)::value || position < limit)) {
+          const int j = Filter::slot_of_bit(lowest_bit(hits));
+          hits &= hits - 1;
+          const int u = j / kVec;
+          const int e = j % kVec;
+          const Bits bits = staged[(u * 32 + lane) * kVec + e];
+          const int i = tile_base + u * 32 * kVec + e;
+          scratch.pool[position++] =
+              pack_key_index(rank_key<Format>(bits, largest), static_cast<uint32_t>(r.begin + i));
+        }
+      };
       uint32_t mine = popcount(hits);
       uint32_t inclusive = warp_inclusive_sum(mine);
       uint32_t entering = __shfl_sync(kFullWarp, inclusive, 31);
-      if (pool_count + entering > kPoolCapacity) {
-        // Cut the pool to its exact top k and raise the threshold.
+      // The hits would overflow the pool: cut the pool to its exact top k
+      // (raising the threshold drops hits); if the rest still overflows
+      // (sorted, tied or all-equal rows admit whole tiles), fill the pool and
+      // cut again. Every round drops or appends hits, so the loop ends.
+      bool partly_pooled = false;  // some of this tile's hits are in the pool
+      while (pool_count + entering > kPoolCapacity) {
         if (pool_count > static_cast<uint32_t>(k)) {
           const uint64_t cut = warp_top_k_packed(
               scratch.histogram, pool_count, k, [&](uint32_t t) { return scratch.pool[t]; },
@@ -755,33 +783,27 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
           pool_count = k;
           const uint32_t cut_key = packed_key(cut);
           threshold = max(threshold, cut_key == 0xffffffffu ? cut_key : cut_key + 1u);
+          // Drop this tile's remaining hits below the cut. If P may come from
+          // this tile, a remaining hit with P's key may precede P in the row
+          // (a lane's slots are not in index order) and win the tie, so the
+          // floor is key(P) then; only later tiles lose every tie with P.
           // A higher floor only removes hits: lanes without hits staged nothing.
+          const uint32_t floor = partly_pooled ? cut_key : threshold;
           if (hits != 0) {
             hits &= tile_hits<Format, kWords, Mask>(
-                staged_word, admission_bits<Format>(max(threshold, 1u), largest), largest);
+                staged_word, admission_bits<Format>(max(floor, 1u), largest), largest);
           }
-          mine = popcount(hits);
-          inclusive = warp_inclusive_sum(mine);
-          entering = __shfl_sync(kFullWarp, inclusive, 31);
+        } else {
+          append(pool_count + inclusive - mine, std::true_type{}, kPoolCapacity);
+          __syncwarp();  // the pool is complete before the cut reads it
+          pool_count = kPoolCapacity;
+          partly_pooled = true;
         }
-        if (pool_count + entering > kPoolCapacity) {
-          slow = true;
-          continue;
-        }
+        mine = popcount(hits);
+        inclusive = warp_inclusive_sum(mine);
+        entering = __shfl_sync(kFullWarp, inclusive, 31);
       }
-      // Append the admitted elements with their exact keys.
-      uint32_t position = pool_count + inclusive - mine;
-      const Bits* staged = reinterpret_cast<const Bits*>(scratch.stage);
-      while (hits != 0) {
-        const int j = Filter::slot_of_bit(lowest_bit(hits));
-        hits &= hits - 1;
-        const int u = j / kVec;
-        const int e = j % kVec;
-        const Bits bits = staged[(u * 32 + lane) * kVec + e];
-        const int i = tile_base + u * 32 * kVec + e;
-        scratch.pool[position++] =
-            pack_key_index(rank_key<Format>(bits, largest), static_cast<uint32_t>(r.begin + i));
-      }
+      append(pool_count + inclusive - mine, std::false_type{}, 0u);
       pool_count += entering;
       __syncwarp();
     }
@@ -789,7 +811,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     // ---- finish the segment: exact top k -----------------------------------
     const int64_t row = kSplitRows ? item / plan.segments : item;
     const Bits* row_in = static_cast<const Bits*>(q.input) + row * q.row_stride;
-    const bool pooled = k > 0 && !slow && pool_count >= static_cast<uint32_t>(k);
+    const bool pooled = k > 0 && pool_count >= static_cast<uint32_t>(k);
     if (pooled && (pool_count <= kRankPoolMax || (kRankAfterSelect && k <= kRankPoolMax))) {
       // Rank by counting, each value straight to its slot: the whole pool
       // when it is small, else the <= kRankPoolMax values at or above a cut

@@ -547,7 +547,7 @@ TEST_F(Gpu, LargeShapes) {
       // Few long rows with k <= 128: row_per_warp splits them into segments.
       // Sorted rows put the whole top k into one segment (the merge's window
       // is not enough: its full-list fallback), per-row lengths leave later
-      // segments empty, all-equal rows take the exact slow path per segment.
+      // segments empty, all-equal rows append whole tiles in parts.
       {DType::kFloat32, 2, 100000, 100, Dist::kSortedAscending, PerRow::kNone},
       {DType::kFloat16, 1, 262144, 128, Dist::kSortedDescending, PerRow::kNone},
       {DType::kFloat32, 5, 100000, 100, Dist::kSpecial, PerRow::kBoth},
@@ -562,9 +562,12 @@ TEST_F(Gpu, LargeShapes) {
       // Whole rows of several tiles with k > 32 filter with a guessed
       // threshold (threshold_rank in row_per_warp.cu); sorted rows put the
       // whole top k into the first tile in one of the two directions, so
-      // the guess fails on every row and the slow path must finish it.
+      // the guess fails on every row and the slow path must finish it. In
+      // the other direction, and on all-equal rows, whole tiles pass the
+      // threshold and are appended to the pool in parts.
       {DType::kFloat32, 512, 2048, 64, Dist::kSortedDescending, PerRow::kNone},
       {DType::kBFloat16, 512, 5000, 100, Dist::kSortedAscending, PerRow::kBoth},
+      {DType::kBFloat16, 512, 4096, 64, Dist::kAllEqual, PerRow::kNone},
       // Rows of 131k-262k elements in one 8-CTA cluster (up to 32,768 keys a
       // CTA): the pre-filter and rank path at k <= 128 with per-row k and
       // lengths, and -inf tails at a k the rank path does not take.
