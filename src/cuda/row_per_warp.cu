@@ -188,8 +188,10 @@ __device__ __forceinline__ uint32_t group_max_threshold(const uint32_t (&maxima)
  * tail) puts the short-pool rate at <= 1.4e-6 a segment for k = 33-128 on
  * 1.5-64 tiles (k = 40 on two tiles; k = 64 on two or four tiles ~1e-7),
  * where the rule k (1 + f) / 2 without a floor reached 1e-3 on 1.5 tiles at
- * k = 33 (docs/perf-notes.md v24). Rows whose top k crowd into the first
- * tile (sorted largest first) take the slow path.
+ * k = 33 (docs/perf-notes.md v24). Sorted rows do not fail (the first
+ * tile's T then sits deep inside a run of large values); rows do where about
+ * 3k/4 outliers sit in the first tile, one per group (a GPU test builds such
+ * rows), and they take the slow path.
  */
 __device__ __forceinline__ int threshold_rank(int k, int length, int first_tile_elements) {
   if (!kSpeculate || k <= kMinGuessRank || first_tile_elements >= length) return k;

@@ -560,11 +560,10 @@ TEST_F(Gpu, LargeShapes) {
       {DType::kFloat32, 2, 100000, 50, Dist::kSortedAscending, PerRow::kNone},
       {DType::kFloat32, 1, 262144, 64, Dist::kSortedDescending, PerRow::kNone},
       // Whole rows of several tiles with k > 32 filter with a guessed
-      // threshold (threshold_rank in row_per_warp.cu); sorted rows put the
-      // whole top k into the first tile in one of the two directions, so
-      // the guess fails on every row and the slow path must finish it. In
-      // the other direction, and on all-equal rows, whole tiles pass the
-      // threshold and are appended to the pool in parts.
+      // threshold (threshold_rank in row_per_warp.cu). In one of the two
+      // directions sorted rows, and all-equal rows, pass whole tiles, which
+      // are appended to the pool in parts (the ties of a tile cut in the
+      // middle: all-equal rows). GuessedThresholdTooHigh makes the guess fail.
       {DType::kFloat32, 512, 2048, 64, Dist::kSortedDescending, PerRow::kNone},
       {DType::kBFloat16, 512, 5000, 100, Dist::kSortedAscending, PerRow::kBoth},
       {DType::kBFloat16, 512, 4096, 64, Dist::kAllEqual, PerRow::kNone},
@@ -621,6 +620,45 @@ TEST_F(Gpu, LargeShapes) {
         SCOPED_TRACE(call_str(c.params, true, true) + " dist=" + dist_name(s.dist));
         for (Algorithm a : all_algorithms()) ASSERT_TRUE(check(c, a, e));
       }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// row_per_warp's guessed first-tile threshold (threshold_rank, k > 32 on rows
+// of several tiles) must be recovered from when it is too high. A 2048-element
+// fp32 row at k = 64 takes rank 48 of the first 1024-element tile's 128 group
+// maxima; a lane's group g holds its 16-byte vectors 2g and 2g + 1, i.e. row
+// positions 256 g + 4 lane + {0..3} and 128 more. 48 outliers, one in each of
+// groups 0 of lanes 0-31 and groups 1 of lanes 0-15, make them the top 48
+// group maxima, so the guess is the smallest outlier and only 48 < k values
+// reach it: the pool ends short and the exact slow path must finish every
+// row. (The test stays valid for any layout; only then the path it reaches
+// may change.)
+// ---------------------------------------------------------------------------
+
+TEST_F(Gpu, GuessedThresholdTooHigh) {
+  const int64_t rows = 512, cols = 2048, k = 64, outliers = 48;
+  for (bool largest : {true, false}) {
+    Matrix m(DType::kFloat32, rows, cols);
+    fill(m, Dist::kRandn, seed_of({rows, cols, k, 48}), largest);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t i = 0; i < outliers; ++i) {
+        const int64_t position = i < 32 ? 4 * i : 256 + 4 * (i - 32);
+        const float magnitude = 100.0f + static_cast<float>((i * 7 + r) % outliers);
+        m.set(r, position, from_float(DType::kFloat32, largest ? magnitude : -magnitude));
+      }
+    }
+    Expected e;
+    ASSERT_TRUE(host_reference(host_params(m, k, nullptr, nullptr, largest), &e));
+    DeviceProblem dp;
+    ASSERT_TRUE(dp.upload(m, nullptr, nullptr));
+    for (bool sorted : {true, false}) {
+      GpuCall c;
+      c.params = dp.params(k, largest, sorted, IndexType::kInt64);
+      c.stream = stream_;
+      SCOPED_TRACE(call_str(c.params, true, true));
+      for (Algorithm a : all_algorithms()) ASSERT_TRUE(check(c, a, e));
     }
   }
 }
