@@ -1193,7 +1193,8 @@ int resident_clusters(const Problem& q, const DeviceFacts& device, const SplitPl
   constexpr int kUnknown = 1 << 30;
   constexpr int kCachedDevices = 16;
   constexpr int kSharedClasses = 5;  // CTAs per SM by shared memory: 1, 2, 3, 4, more
-  static std::atomic<int> cache[kCachedDevices][6][kMaxClusterCtas + 1][kSharedClasses] = {};
+  constexpr int kKernels = 3 * 2;    // cluster kernel instantiations: dtype x distributed or not
+  static std::atomic<int> cache[kCachedDevices][kKernels][kMaxClusterCtas + 1][kSharedClasses] = {};
   const int splits = plan.splits;
   const std::size_t shared_bytes = plan.shared_bytes;
   const std::size_t per_cta = shared_bytes + kStaticSharedBound + 1024;  // 1 KB: system use
