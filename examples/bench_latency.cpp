@@ -17,9 +17,14 @@
 // Usage: fasttopk_bench_cpp [--rows R --cols C --k K [--dtype fp32|fp16|bf16]]
 //                           [--algo NAME] [--index int32|int64] [--calls N]
 //                           [--replays R] [--enqueue-calls M] [--no-check] [--no-cold]
-//                           [--descending]
+//                           [--descending] [--input-offset BYTES] [--seed N]
 // --descending sorts every row largest first (the top k all at the row's
 // start: the case where row_per_warp's guessed threshold fails on every row).
+// --input-offset places the (warm) input BYTES past the start of its
+// allocation (a multiple of 4 bytes; default 0), to test whether a time
+// depends on where the input lies in memory. --seed sets the first shape's
+// input seed (each further shape takes the next one): times that depend on
+// the values show up as differences between seeds.
 // Without a shape: the latency table's shapes. Exit status 1 on a failed check
 // or an error.
 #include <fasttopk/fasttopk.hpp>
@@ -72,7 +77,9 @@ struct Options {
   int enqueue_calls = 5000;
   bool check = true;
   bool cold = true;
-  bool descending = false;  // rows sorted largest first
+  bool descending = false;   // rows sorted largest first
+  int64_t input_offset = 0;  // bytes between the allocation's start and the warm input
+  uint64_t seed = 0x5eed;    // the first shape's input seed
 };
 
 const char* dtype_name(DType d) {
@@ -253,10 +260,12 @@ Row run_shape(const Shape& s, const Options& o, cudaStream_t stream, size_t l2_b
   const int index_bytes = o.index_type == IndexType::kInt64 ? 8 : 4;
   const std::vector<unsigned char> host_in = make_input(s, seed, o.descending);
 
-  void* d_in = nullptr;
+  void* d_alloc = nullptr;
   void* d_values = nullptr;
   void* d_indices = nullptr;
-  CUDA_OK(cudaMalloc(&d_in, in_bytes));
+  CUDA_OK(cudaMalloc(&d_alloc, in_bytes + static_cast<size_t>(o.input_offset)));
+  void* const d_in = static_cast<unsigned char*>(d_alloc) + o.input_offset;
+  std::fprintf(stderr, "    input at %p\n", d_in);
   CUDA_OK(cudaMalloc(&d_values, std::max<size_t>(1, out_n * dtype_bytes(s.dtype))));
   CUDA_OK(cudaMalloc(&d_indices, std::max<size_t>(1, out_n * index_bytes)));
   CUDA_OK(cudaMemcpy(d_in, host_in.data(), in_bytes, cudaMemcpyHostToDevice));
@@ -279,7 +288,7 @@ Row run_shape(const Shape& s, const Options& o, cudaStream_t stream, size_t l2_b
     if (workspace != nullptr) cudaFree(workspace);
     cudaFree(d_indices);
     cudaFree(d_values);
-    cudaFree(d_in);
+    cudaFree(d_alloc);
   };
 
   Algorithm chosen = Algorithm::kAuto;
@@ -446,6 +455,9 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
                "                          [--replays R] [--enqueue-calls M] [--no-check] "
                "[--no-cold]\n"
                "                          [--descending]   (rows sorted largest first)\n"
+               "                          [--input-offset BYTES] (warm input this far into its "
+               "allocation)\n"
+               "                          [--seed N]       (first shape's input seed)\n"
                "Without a shape: the latency table (1x50304 k50 fp16, 4x50304 k5 fp16,\n"
                "4x50304 k128 fp16, 32x32000 k40 fp32, 1x128256 k50 bf16, 1x131072 k2048 fp32).\n");
   std::exit(status);
@@ -511,7 +523,15 @@ Options parse(int argc, char** argv) {
       o.cold = false;
     else if (a == "--descending")
       o.descending = true;
-    else {
+    else if (a == "--input-offset") {
+      o.input_offset = integer();
+      if (o.input_offset < 0 || o.input_offset % 4 != 0) {
+        std::fprintf(stderr, "--input-offset must be a non-negative multiple of 4 bytes\n");
+        usage(2);
+      }
+    } else if (a == "--seed") {
+      o.seed = static_cast<uint64_t>(integer());
+    } else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       usage(2);
     }
@@ -565,7 +585,7 @@ int main(int argc, char** argv) {
        "enqueue us", "enqueue p90", "enqueue min", "ws_size us", "check"}};
   int failures = 0;
   double worst_enqueue = 0;
-  uint64_t seed = 0x5eed;
+  uint64_t seed = o.seed;
   for (const Shape& s : o.shapes) {
     std::fprintf(stderr, "  %lldx%lld k%lld %s ...\n", static_cast<long long>(s.rows),
                  static_cast<long long>(s.cols), static_cast<long long>(s.k), dtype_name(s.dtype));
