@@ -83,7 +83,9 @@ constexpr int kMinClusterChunk = 1024;                       // cluster: element
 // prefilter_slots(k) elements through (see the kernel); phase B then selects
 // from the larger pool. Simulated on randn chunks of 2k-16k elements with 512
 // threads: the bound passes ~2.7k elements (median), 4.5k at the 99th
-// percentile, so 4k + 128 slots rarely fall back to the exact select.
+// percentile; at small k its tail is longer (k = 5: 61 median, up to 309 of
+// 148 slots), and then a tighter bound follows before the exact select
+// (chunk_lower_bound, docs/perf-notes.md v26).
 constexpr int kPrefilterMaxK = 256;
 constexpr int64_t prefilter_slots(int64_t k) { return 4 * k + 128; }
 // Pre-filtered cluster plans with k <= kRankMax / 2 end differently: rank 0
@@ -382,22 +384,38 @@ __device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
 /*
  * A lower bound of the k-th largest key of a chunk, cheap to compute: every
  * thread brings the maximum of the keys it loaded (`thread_max`: the
- * threads' groups of keys are disjoint; 0 for none), every warp takes the m-th
- * largest of its 32 group maxima with m = ceil(k / warps), and the bound is
- * the smallest of the warps' values. Each warp then has m groups whose
- * maxima are >= its value >= the bound: warps * m >= k distinct elements,
- * so at least k keys are >= the bound and the chunk's top k all are. One
- * block barrier (which also orders shared-memory stores made before the
- * call); all threads call this; 1 <= k <= 32 * warps.
+ * threads' groups of keys are disjoint; 0 for none), every warp takes the
+ * m-th largest of its 32 group maxima, and the bound is the c-th largest of
+ * the warps' values. If c warps have values >= the bound, each has m groups
+ * whose maxima are >= it: c * m >= k distinct elements, so at least k keys
+ * are >= the bound and the chunk's top k all are. Two forms:
+ *
+ *   kRanked = false: m = ceil(k / warps) and c = warps, i.e. the smallest
+ *     warp value: the cheapest (one min over the warps' values).
+ *   kRanked = true: m = ceil(k / spread), c = ceil(k / m) <= spread,
+ *     spread = min(12, warps): every warp ranks the values (each lane
+ *     compares one value with a part of them, shuffles add the parts).
+ *
+ * The smallest warp value is loose when one warp's maxima are low: simulated
+ * on randn chunks (docs/perf-notes.md v26), at k = 5 it let 61 elements
+ * through (median) but up to 309, over the pool's 148 slots in 1.4% of
+ * chunks, where the ranked form lets 6 through (at most 12). The ranked form
+ * costs 0.2-0.3 µs more per launch, so the kernel takes it only when the
+ * cheap bound overflows the slots. One block barrier (which also orders
+ * shared-memory stores made before the call); all threads call this;
+ * 1 <= k <= 32 * spread.
  */
-template <int kThreads>
+template <int kThreads, bool kRanked>
 __device__ __forceinline__ uint32_t chunk_lower_bound(uint32_t thread_max, int k,
                                                       PrefilterShared<kThreads / 32>& s) {
   constexpr int kWarps = kThreads / 32;
+  static_assert(kWarps <= 32 && (kWarps & (kWarps - 1)) == 0, "warps: a power of two <= 32");
+  constexpr int kSpread = kRanked ? (kWarps < 12 ? kWarps : 12) : kWarps;
+  static_assert(kPrefilterMaxK <= 32 * kSpread, "a warp holds at most 32 group maxima");
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   uint32_t group_max[1] = {thread_max};
-  const int m = (k + kWarps - 1) / kWarps;
+  const int m = (k + kSpread - 1) / kSpread;
   uint32_t warp_value = 0;  // the m-th largest group maximum of the warp
   if (m <= 8) {
     // m rounds of "take the maximum, retire one lane holding it": a few
@@ -414,10 +432,36 @@ __device__ __forceinline__ uint32_t chunk_lower_bound(uint32_t thread_max, int k
   }
   if (lane == 0) s.warp_bound[warp] = warp_value;
   __syncthreads();
-  uint32_t bound = s.warp_bound[0];
+  if constexpr (!kRanked) {
+    uint32_t bound = s.warp_bound[0];
 #pragma unroll
-  for (int w = 1; w < kWarps; ++w) bound = min(bound, s.warp_bound[w]);
-  return bound;
+    for (int w = 1; w < kWarps; ++w) bound = min(bound, s.warp_bound[w]);
+    return bound;
+  } else {
+    // The c-th largest of the kWarps values (with repeats): lane L ranks warp
+    // (L % kWarps)'s value v against part L / kWarps of the values; v
+    // qualifies when fewer than c values exceed it and at least c are >= it,
+    // and every qualifying lane holds the same value.
+    const uint32_t c = static_cast<uint32_t>((k + m - 1) / m);  // <= kSpread
+    constexpr int kParts = 32 / kWarps;
+    constexpr int kPerPart = kWarps / kParts > 0 ? kWarps / kParts : 1;
+    const uint32_t mine = s.warp_bound[lane % kWarps];
+    const int part = lane / kWarps;
+    uint32_t counts = 0;  // low half: values > mine; high half: values >= mine
+#pragma unroll
+    for (int i = 0; i < kPerPart; ++i) {
+      const int w = part * kPerPart + i;  // < kWarps, except for parts beyond kWarps values
+      const uint32_t other = s.warp_bound[w < kWarps ? w : 0];
+      counts += w < kWarps ? (other > mine ? 1u : 0u) + (other >= mine ? 0x10000u : 0u) : 0u;
+    }
+#pragma unroll
+    for (int offset = kWarps; offset < 32; offset <<= 1) {
+      counts += __shfl_xor_sync(kFullWarp, counts, offset);
+    }
+    const uint32_t qualifying =
+        __ballot_sync(kFullWarp, (counts & 0xffffu) < c && c <= counts >> 16);
+    return __shfl_sync(kFullWarp, mine, __ffs(qualifying) - 1);
+  }
 }
 
 /// Exclusive prefix sum of `x` over the block's threads in threadIdx order;
@@ -919,15 +963,24 @@ __global__ void __launch_bounds__(kThreads)
   if (k_chunk > 0 && k_chunk < length) {
     if constexpr (kCluster) {
       if (prefiltering) {
-        const uint32_t bound = chunk_lower_bound<kThreads>(loaded_max, k_chunk, prefilter);
-        // A packed value v is >= bound_value exactly when its key is >= bound.
-        const uint64_t bound_value = static_cast<uint64_t>(bound) << 32;
-        uint32_t count = 0;
-        for (int i = threadIdx.x; i < length; i += kThreads) count += keys[i] >= bound ? 1u : 0u;
+        uint32_t bound = chunk_lower_bound<kThreads, false>(loaded_max, k_chunk, prefilter);
         uint32_t total;
-        const uint32_t first = block_exclusive_sum<kThreads>(count, warp_totals, &total);
+        auto place = [&]() {  // this thread's first slot; *total over the block
+          uint32_t count = 0;
+          for (int i = threadIdx.x; i < length; i += kThreads) count += keys[i] >= bound ? 1u : 0u;
+          return block_exclusive_sum<kThreads>(count, warp_totals, &total);
+        };
+        uint32_t first = place();
+        if (total > static_cast<uint32_t>(plan.slots)) {
+          // The cheap bound let too many through (one warp's maxima were
+          // low): the ranked bound, then the exact select if that fails too.
+          // Its barrier separates the two prefix sums.
+          bound = chunk_lower_bound<kThreads, true>(loaded_max, k_chunk, prefilter);
+          first = place();
+        }
         if (total <= static_cast<uint32_t>(plan.slots)) {
-          threshold = bound_value;
+          // A packed value v is >= threshold exactly when its key is >= bound.
+          threshold = static_cast<uint64_t>(bound) << 32;
           passing = total;
           slot = first;
           by_prefix_sum = true;

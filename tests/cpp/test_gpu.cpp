@@ -664,6 +664,47 @@ TEST_F(Gpu, GuessedThresholdTooHigh) {
 }
 
 // ---------------------------------------------------------------------------
+// row_per_cluster's pre-filter (chunk_lower_bound) first takes the smallest
+// of its 16 warps' values; when one warp's elements are all low that bound
+// lets almost the whole chunk through, over the pool's slots, and the ranked
+// bound (the c-th largest warp value) must take over. Thread t of a CTA loads
+// the 16-byte vectors t, t + 512, ... of its chunk, so warp 3 holds the
+// positions [96 v, 128 v) modulo 512 v (v elements a vector) of every chunk
+// whose length is a multiple of 512 v: those are made low here. (The test
+// stays valid for any layout; only then the path it reaches may change.)
+// ---------------------------------------------------------------------------
+
+TEST_F(Gpu, PrefilterOneLowWarp) {
+  const int64_t rows = 4, cols = 16384;
+  for (DType d : {DType::kFloat32, DType::kFloat16}) {
+    const int64_t vector = d == DType::kFloat32 ? 4 : 8;
+    for (int64_t k : {int64_t{5}, int64_t{50}}) {
+      for (bool largest : {true, false}) {
+        Matrix m(d, rows, cols);
+        fill(m, Dist::kRandn, seed_of({static_cast<int>(d), rows, cols, k, 26}), largest);
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t i = 0; i < cols; ++i) {
+            const int64_t in_period = i % (512 * vector);
+            if (in_period < 96 * vector || in_period >= 128 * vector) continue;
+            const float low = 100.0f + static_cast<float>((i + r) % 64) / 8.0f;
+            m.set(r, i, from_float(d, largest ? -low : low));
+          }
+        }
+        Expected e;
+        ASSERT_TRUE(host_reference(host_params(m, k, nullptr, nullptr, largest), &e));
+        DeviceProblem dp;
+        ASSERT_TRUE(dp.upload(m, nullptr, nullptr));
+        GpuCall c;
+        c.params = dp.params(k, largest, true, IndexType::kInt64);
+        c.stream = stream_;
+        SCOPED_TRACE(call_str(c.params, true, true));
+        for (Algorithm a : all_algorithms()) ASSERT_TRUE(check(c, a, e));
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Out-of-range per-row entries on the device: the row is all sentinels.
 // ---------------------------------------------------------------------------
 
