@@ -88,6 +88,14 @@ constexpr int kMinClusterChunk = 1024;                       // cluster: element
 // (chunk_lower_bound, docs/perf-notes.md v26).
 constexpr int kPrefilterMaxK = 256;
 constexpr int64_t prefilter_slots(int64_t k) { return 4 * k + 128; }
+// Up to this k the pre-filter starts with its ranked bound (chunk_lower_bound:
+// one group maximum a warp either way, so it costs only the rank of the
+// warps' values), which leaves ~k + 1 candidates a chunk instead of ~60.
+constexpr int kRankedFirstMaxK = 8;
+// rank_phase_b ranks a pool of at most this many candidates whole (>= 4
+// threads a candidate, <= 32 comparisons each); larger pools go through the
+// histogram, which isolates the few candidates around the k-th.
+constexpr int kRankWholeMax = 128;
 // Pre-filtered cluster plans with k <= kRankMax / 2 end differently: rank 0
 // histograms the top kHistogramBits key bits of the candidates and ranks
 // those in and above the bin of the k-th one directly when they are at most
@@ -390,9 +398,9 @@ __device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
  * whose maxima are >= it: c * m >= k distinct elements, so at least k keys
  * are >= the bound and the chunk's top k all are. Two forms:
  *
- *   kRanked = false: m = ceil(k / warps) and c = warps, i.e. the smallest
+ *   ranked = false: m = ceil(k / warps) and c = warps, i.e. the smallest
  *     warp value: the cheapest (one min over the warps' values).
- *   kRanked = true: m = ceil(k / spread), c = ceil(k / m) <= spread,
+ *   ranked = true: m = ceil(k / spread), c = ceil(k / m) <= spread,
  *     spread = min(12, warps): every warp ranks the values (each lane
  *     compares one value with a part of them, shuffles add the parts).
  *
@@ -400,22 +408,26 @@ __device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
  * on randn chunks (docs/perf-notes.md v26), at k = 5 it let 61 elements
  * through (median) but up to 309, over the pool's 148 slots in 1.4% of
  * chunks, where the ranked form lets 6 through (at most 12). The ranked form
- * costs 0.2-0.3 µs more per launch, so the kernel takes it only when the
- * cheap bound overflows the slots. One block barrier (which also orders
+ * costs 0.2-0.3 µs more per launch at k > 8 (one round more, the rank), so
+ * there the kernel takes it only when the cheap bound overflows the slots;
+ * for k <= kRankedFirstMaxK (m = 1 either way) it comes first, and the
+ * small pools it leaves let phase B rank them all at once (rank_phase_b).
+ * One block barrier (which also orders
  * shared-memory stores made before the call); all threads call this;
  * 1 <= k <= 32 * spread.
  */
-template <int kThreads, bool kRanked>
-__device__ __forceinline__ uint32_t chunk_lower_bound(uint32_t thread_max, int k,
+template <int kThreads>
+__device__ __forceinline__ uint32_t chunk_lower_bound(uint32_t thread_max, int k, bool ranked,
                                                       PrefilterShared<kThreads / 32>& s) {
   constexpr int kWarps = kThreads / 32;
   static_assert(kWarps <= 32 && (kWarps & (kWarps - 1)) == 0, "warps: a power of two <= 32");
-  constexpr int kSpread = kRanked ? (kWarps < 12 ? kWarps : 12) : kWarps;
-  static_assert(kPrefilterMaxK <= 32 * kSpread, "a warp holds at most 32 group maxima");
+  constexpr int kRankedSpread = kWarps < 12 ? kWarps : 12;
+  static_assert(kPrefilterMaxK <= 32 * kRankedSpread, "a warp holds at most 32 group maxima");
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   uint32_t group_max[1] = {thread_max};
-  const int m = (k + kSpread - 1) / kSpread;
+  // Two divisions by constants (a runtime divisor would cost a division).
+  const int m = ranked ? (k + kRankedSpread - 1) / kRankedSpread : (k + kWarps - 1) / kWarps;
   uint32_t warp_value = 0;  // the m-th largest group maximum of the warp
   if (m <= 8) {
     // m rounds of "take the maximum, retire one lane holding it": a few
@@ -432,7 +444,7 @@ __device__ __forceinline__ uint32_t chunk_lower_bound(uint32_t thread_max, int k
   }
   if (lane == 0) s.warp_bound[warp] = warp_value;
   __syncthreads();
-  if constexpr (!kRanked) {
+  if (!ranked) {
     uint32_t bound = s.warp_bound[0];
 #pragma unroll
     for (int w = 1; w < kWarps; ++w) bound = min(bound, s.warp_bound[w]);
@@ -442,7 +454,7 @@ __device__ __forceinline__ uint32_t chunk_lower_bound(uint32_t thread_max, int k
     // (L % kWarps)'s value v against part L / kWarps of the values; v
     // qualifies when fewer than c values exceed it and at least c are >= it,
     // and every qualifying lane holds the same value.
-    const uint32_t c = static_cast<uint32_t>((k + m - 1) / m);  // <= kSpread
+    const uint32_t c = static_cast<uint32_t>((k + m - 1) / m);  // <= kRankedSpread
     constexpr int kParts = 32 / kWarps;
     constexpr int kPerPart = kWarps / kParts > 0 ? kWarps / kParts : 1;
     const uint32_t mine = s.warp_bound[lane % kWarps];
@@ -579,9 +591,12 @@ __device__ __forceinline__ void rank_by_counting(const uint64_t* set, int n, Emi
  * round); if |S| <= kRankMax each candidate's rank is the number of larger
  * ones in S (several threads per candidate), and rank r < k is written to
  * output slot r: packed values are unique, so the ranks are a permutation
- * and the output is sorted and deterministic. Returns false, having written
- * nothing, if |S| > kRankMax (heavy ties, k near kRankMax); the caller then
- * selects and sorts. All threads call this; 1 <= k <= number of candidates.
+ * and the output is sorted and deterministic. A pool of at most
+ * kRankWholeMax candidates (k <= kRankedFirstMaxK: the ranked pre-filter
+ * bound leaves ~k + 1 a chunk) is ranked whole, without the histogram. Returns false,
+ * having written nothing, if |S| > kRankMax (heavy ties, k near kRankMax);
+ * the caller then selects and sorts. All threads call this; 1 <= k <=
+ * number of candidates.
  */
 template <typename Format, int kThreads>
 __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Format::Bits* in,
@@ -611,6 +626,21 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
     }
     return position;
   };
+  auto emit_ranked = [&](int, uint64_t value, uint32_t rank) {
+    if (rank < static_cast<uint32_t>(k)) write_output<Format>(q, in, row, rank, value, true);
+  };
+  if (candidates <= kRankWholeMax) {
+    // Few candidates (the ranked pre-filter bound at small k): S is the
+    // whole pool, no histogram, no bin search, no gather by bin.
+    for (int g = t; g < candidates; g += kThreads) gathered[g] = pool[pool_position(g)];
+    __syncthreads();
+    probe.mark();  // (no bin to find)
+    probe.mark();  // set gathered
+    rank_by_counting<kThreads, true>(gathered, candidates, emit_ranked);
+    probe.mark();  // ranked
+    for (int j = k + t; j < q.k; j += kThreads) write_output<Format>(q, in, row, j, 0ull, false);
+    return true;
+  }
   // Thread t holds candidates t + r * kThreads in registers for both passes.
   constexpr int kHeld =
       static_cast<int>((kMaxClusterCtas * prefilter_slots(kRankMax / 2) + kThreads - 1) / kThreads);
@@ -657,12 +687,7 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
   probe.mark();  // set gathered
 
   // Rank by counting; rank r < k is output slot r.
-  rank_by_counting<kThreads, true>(gathered, static_cast<int>(set_size),
-                                   [&](int, uint64_t value, uint32_t rank) {
-                                     if (rank < static_cast<uint32_t>(k)) {
-                                       write_output<Format>(q, in, row, rank, value, true);
-                                     }
-                                   });
+  rank_by_counting<kThreads, true>(gathered, static_cast<int>(set_size), emit_ranked);
   probe.mark();  // ranked
   for (int j = k + t; j < q.k; j += kThreads) write_output<Format>(q, in, row, j, 0ull, false);
   return true;
@@ -963,7 +988,8 @@ __global__ void __launch_bounds__(kThreads)
   if (k_chunk > 0 && k_chunk < length) {
     if constexpr (kCluster) {
       if (prefiltering) {
-        uint32_t bound = chunk_lower_bound<kThreads, false>(loaded_max, k_chunk, prefilter);
+        const bool ranked_first = k_chunk <= kRankedFirstMaxK;
+        uint32_t bound = chunk_lower_bound<kThreads>(loaded_max, k_chunk, ranked_first, prefilter);
         uint32_t total;
         auto place = [&]() {  // this thread's first slot; *total over the block
           uint32_t count = 0;
@@ -971,11 +997,11 @@ __global__ void __launch_bounds__(kThreads)
           return block_exclusive_sum<kThreads>(count, warp_totals, &total);
         };
         uint32_t first = place();
-        if (total > static_cast<uint32_t>(plan.slots)) {
+        if (total > static_cast<uint32_t>(plan.slots) && !ranked_first) {
           // The cheap bound let too many through (one warp's maxima were
           // low): the ranked bound, then the exact select if that fails too.
           // Its barrier separates the two prefix sums.
-          bound = chunk_lower_bound<kThreads, true>(loaded_max, k_chunk, prefilter);
+          bound = chunk_lower_bound<kThreads>(loaded_max, k_chunk, true, prefilter);
           first = place();
         }
         if (total <= static_cast<uint32_t>(plan.slots)) {

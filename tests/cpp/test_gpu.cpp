@@ -664,10 +664,12 @@ TEST_F(Gpu, GuessedThresholdTooHigh) {
 }
 
 // ---------------------------------------------------------------------------
-// row_per_cluster's pre-filter (chunk_lower_bound) first takes the smallest
-// of its 16 warps' values; when one warp's elements are all low that bound
-// lets almost the whole chunk through, over the pool's slots, and the ranked
-// bound (the c-th largest warp value) must take over. Thread t of a CTA loads
+// row_per_cluster's pre-filter (chunk_lower_bound) takes the smallest of its
+// 16 warps' values for k > 8; when one warp's elements are all low that
+// bound lets almost the whole chunk through, over the pool's slots, and the
+// ranked bound (the c-th largest warp value) must take over (k = 50 here).
+// For k <= 8 the ranked bound comes first and must ignore the low warp, and
+// phase B ranks the small pool whole (k = 5). Thread t of a CTA loads
 // the 16-byte vectors t, t + 512, ... of its chunk, so warp 3 holds the
 // positions [96 v, 128 v) modulo 512 v (v elements a vector) of every chunk
 // whose length is a multiple of 512 v: those are made low here. (The test
