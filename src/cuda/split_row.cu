@@ -128,7 +128,7 @@ struct SplitPlan {
 };
 
 template <int kWarps>
-struct PrefilterShared {
+struct alignas(16) PrefilterShared {
   uint32_t warp_bound[kWarps];
 };
 
@@ -140,11 +140,13 @@ struct RankBin {
 };
 
 /// An upper bound of the kernel's static shared memory (the select state,
-/// the pre-filter's state and the scan's totals for up to 32 warps, a few
-/// scalars): the dynamic part of a plan may use the opt-in limit minus this.
-constexpr std::size_t kStaticSharedBound = sizeof(PackedSelectShared) +
-                                           sizeof(PrefilterShared<32>) + 32 * sizeof(uint32_t) +
-                                           (kMaxClusterCtas + 1) * sizeof(uint32_t) + 64;
+/// the pre-filter's state and the scan's totals for up to 32 warps, the
+/// cluster's per-chunk counts and parts, a few scalars, and up to 16 bytes of
+/// alignment padding before each of six variables): the dynamic part of a
+/// plan may use the opt-in limit minus this.
+constexpr std::size_t kStaticSharedBound =
+    sizeof(PackedSelectShared) + sizeof(PrefilterShared<32>) + 32 * sizeof(uint32_t) +
+    2 * (kMaxClusterCtas + 1) * sizeof(uint32_t) + 32 + 6 * 16;
 
 /// How a row's CTAs hand their candidates to the CTA that merges.
 enum class Handoff {
@@ -914,11 +916,15 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ PackedSelectShared select;
   __shared__ uint32_t compact_count;
   __shared__ bool is_last;
+  // The arrays that are read whole are 16-byte aligned: ptxas reads them as
+  // 16-byte vectors, and an unaligned one would be read together with the
+  // words before it, which other warps may be writing (a harmless read that
+  // compute-sanitizer's racecheck reports as a hazard).
   __shared__ PrefilterShared<kThreads / 32> prefilter;
-  __shared__ uint32_t warp_totals[kThreads / 32];
+  __shared__ alignas(16) uint32_t warp_totals[kThreads / 32];
   __shared__ RankBin rank_bin;
-  __shared__ uint32_t chunk_counts[kMaxClusterCtas];    // cluster rank 0: real slots per chunk
-  __shared__ uint32_t part_begin[kMaxClusterCtas + 1];  // distributed_top_k: parts' sizes
+  __shared__ alignas(16) uint32_t chunk_counts[kMaxClusterCtas];    // cluster rank 0: real slots
+  __shared__ alignas(16) uint32_t part_begin[kMaxClusterCtas + 1];  // distributed: parts' sizes
   PhaseProbe probe(blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0);  // mark 0
   const int split = blockIdx.y;
   uint32_t* histogram = plan.histogram_offset >= 0
