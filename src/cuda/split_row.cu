@@ -414,9 +414,8 @@ __device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
  * there the kernel takes it only when the cheap bound overflows the slots;
  * for k <= kRankedFirstMaxK (m = 1 either way) it comes first, and the
  * small pools it leaves let phase B rank them all at once (rank_phase_b).
- * One block barrier (which also orders
- * shared-memory stores made before the call); all threads call this;
- * 1 <= k <= 32 * spread.
+ * One block barrier (which also orders shared-memory stores made before the
+ * call); all threads call this; 1 <= k <= 32 * spread.
  */
 template <int kThreads>
 __device__ __forceinline__ uint32_t chunk_lower_bound(uint32_t thread_max, int k, bool ranked,
@@ -464,7 +463,7 @@ __device__ __forceinline__ uint32_t chunk_lower_bound(uint32_t thread_max, int k
     uint32_t counts = 0;  // low half: values > mine; high half: values >= mine
 #pragma unroll
     for (int i = 0; i < kPerPart; ++i) {
-      const int w = part * kPerPart + i;  // < kWarps, except for parts beyond kWarps values
+      const int w = part * kPerPart + i;  // >= kWarps only with fewer than 8 warps
       const uint32_t other = s.warp_bound[w < kWarps ? w : 0];
       counts += w < kWarps ? (other > mine ? 1u : 0u) + (other >= mine ? 0x10000u : 0u) : 0u;
     }
@@ -595,10 +594,10 @@ __device__ __forceinline__ void rank_by_counting(const uint64_t* set, int n, Emi
  * output slot r: packed values are unique, so the ranks are a permutation
  * and the output is sorted and deterministic. A pool of at most
  * kRankWholeMax candidates (k <= kRankedFirstMaxK: the ranked pre-filter
- * bound leaves ~k + 1 a chunk) is ranked whole, without the histogram. Returns false,
- * having written nothing, if |S| > kRankMax (heavy ties, k near kRankMax);
- * the caller then selects and sorts. All threads call this; 1 <= k <=
- * number of candidates.
+ * bound leaves ~k + 1 a chunk) is ranked whole, without the histogram.
+ * Returns false, having written nothing, if |S| > kRankMax (heavy ties, k
+ * near kRankMax); the caller then selects and sorts. All threads call this;
+ * 1 <= k <= number of candidates.
  */
 template <typename Format, int kThreads>
 __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Format::Bits* in,
