@@ -627,8 +627,14 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
     }
     return position;
   };
-  auto emit_ranked = [&](int, uint64_t value, uint32_t rank) {
-    if (rank < static_cast<uint32_t>(k)) write_output<Format>(q, in, row, rank, value, true);
+  // Ranks the gathered set S by counting; rank r < k is output slot r.
+  auto rank_set_and_write = [&](int set_size) {
+    rank_by_counting<kThreads, true>(gathered, set_size, [&](int, uint64_t value, uint32_t rank) {
+      if (rank < static_cast<uint32_t>(k)) write_output<Format>(q, in, row, rank, value, true);
+    });
+    probe.mark();  // ranked
+    for (int j = k + t; j < q.k; j += kThreads) write_output<Format>(q, in, row, j, 0ull, false);
+    return true;
   };
   if (candidates <= kRankWholeMax) {
     // Few candidates (the ranked pre-filter bound at small k): S is the
@@ -637,10 +643,7 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
     __syncthreads();
     probe.mark();  // (no bin to find)
     probe.mark();  // set gathered
-    rank_by_counting<kThreads, true>(gathered, candidates, emit_ranked);
-    probe.mark();  // ranked
-    for (int j = k + t; j < q.k; j += kThreads) write_output<Format>(q, in, row, j, 0ull, false);
-    return true;
+    return rank_set_and_write(candidates);
   }
   // Thread t holds candidates t + r * kThreads in registers for both passes.
   constexpr int kHeld =
@@ -686,12 +689,7 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
   }
   __syncthreads();
   probe.mark();  // set gathered
-
-  // Rank by counting; rank r < k is output slot r.
-  rank_by_counting<kThreads, true>(gathered, static_cast<int>(set_size), emit_ranked);
-  probe.mark();  // ranked
-  for (int j = k + t; j < q.k; j += kThreads) write_output<Format>(q, in, row, j, 0ull, false);
-  return true;
+  return rank_set_and_write(static_cast<int>(set_size));
 }
 
 /*

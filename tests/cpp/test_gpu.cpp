@@ -349,6 +349,11 @@ class Gpu : public ::testing::Test {
     return r;
   }
 
+  /// Uploads `m` (no per-row k or lengths) and checks every algorithm against
+  /// the CPU reference, once per entry of `sorted_modes` (int64 indices).
+  void check_every_algorithm(const Matrix& m, int64_t k, bool largest,
+                             std::initializer_list<bool> sorted_modes);
+
   cudaStream_t stream_ = nullptr;
   UnsupportedLog log_;
 };
@@ -386,6 +391,21 @@ TopKParams host_params(const Matrix& m, int64_t k, const int32_t* kpr, const int
   p.row_lengths = lengths;
   p.largest = largest;
   return p;
+}
+
+void Gpu::check_every_algorithm(const Matrix& m, int64_t k, bool largest,
+                                std::initializer_list<bool> sorted_modes) {
+  Expected e;
+  ASSERT_TRUE(host_reference(host_params(m, k, nullptr, nullptr, largest), &e));
+  DeviceProblem dp;
+  ASSERT_TRUE(dp.upload(m, nullptr, nullptr));
+  for (bool sorted : sorted_modes) {
+    GpuCall c;
+    c.params = dp.params(k, largest, sorted, IndexType::kInt64);
+    c.stream = stream_;
+    SCOPED_TRACE(call_str(c.params, true, true));
+    for (Algorithm a : all_algorithms()) ASSERT_TRUE(check(c, a, e));
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -649,17 +669,7 @@ TEST_F(Gpu, GuessedThresholdTooHigh) {
         m.set(r, position, from_float(DType::kFloat32, largest ? magnitude : -magnitude));
       }
     }
-    Expected e;
-    ASSERT_TRUE(host_reference(host_params(m, k, nullptr, nullptr, largest), &e));
-    DeviceProblem dp;
-    ASSERT_TRUE(dp.upload(m, nullptr, nullptr));
-    for (bool sorted : {true, false}) {
-      GpuCall c;
-      c.params = dp.params(k, largest, sorted, IndexType::kInt64);
-      c.stream = stream_;
-      SCOPED_TRACE(call_str(c.params, true, true));
-      for (Algorithm a : all_algorithms()) ASSERT_TRUE(check(c, a, e));
-    }
+    ASSERT_NO_FATAL_FAILURE(check_every_algorithm(m, k, largest, {true, false}));
   }
 }
 
@@ -692,15 +702,7 @@ TEST_F(Gpu, PrefilterOneLowWarp) {
             m.set(r, i, from_float(d, largest ? -low : low));
           }
         }
-        Expected e;
-        ASSERT_TRUE(host_reference(host_params(m, k, nullptr, nullptr, largest), &e));
-        DeviceProblem dp;
-        ASSERT_TRUE(dp.upload(m, nullptr, nullptr));
-        GpuCall c;
-        c.params = dp.params(k, largest, true, IndexType::kInt64);
-        c.stream = stream_;
-        SCOPED_TRACE(call_str(c.params, true, true));
-        for (Algorithm a : all_algorithms()) ASSERT_TRUE(check(c, a, e));
+        ASSERT_NO_FATAL_FAILURE(check_every_algorithm(m, k, largest, {true}));
       }
     }
   }
