@@ -153,6 +153,8 @@ struct PhaseProbe {
   __device__ __forceinline__ void mark() {
     if (active && marks < kMarks) stamps[marks++] = clock64();
   }
+  /// No more stamps, and finish() adds nothing.
+  __device__ __forceinline__ void stop() { active = false; }
   __device__ void finish(const char* name) {
     mark();
     if (!active) return;
@@ -169,6 +171,7 @@ struct PhaseProbe {
 #else
   __device__ explicit PhaseProbe(bool) {}
   __device__ __forceinline__ void mark() {}
+  __device__ __forceinline__ void stop() {}
   __device__ __forceinline__ void finish(const char*) {}
 #endif
 };

@@ -80,6 +80,13 @@ constexpr bool kWideTiles16 = FASTTOPK_TUNE_RPW_WIDE16 != 0;
 // lengths are multiples of kSegmentGranule (so segments start 16-byte aligned
 // relative to the row start).
 constexpr int kMinSegment = FASTTOPK_TUNE_RPW_MIN_SEGMENT;
+#ifndef FASTTOPK_TUNE_RPW_ABLATE
+#define FASTTOPK_TUNE_RPW_ABLATE 0
+#endif
+// Development ablations of split rows, for timing only (the results are
+// wrong): 1 no merge, 2 no end of segment (no select, list, ticket or merge).
+// docs/perf-notes.md v29b; scripts/probe-phases shows the same phases.
+constexpr int kAblate = FASTTOPK_TUNE_RPW_ABLATE;
 constexpr int kSegmentGranule = 1024;
 constexpr int kMaxSegments = 64;
 
@@ -378,6 +385,19 @@ __device__ __forceinline__ SegmentRef<typename Format::Bits> describe_segment(
   return r;
 }
 
+/// atomicAdd(counter, 1) with acquire-release semantics at GPU scope: the
+/// caller's earlier writes are visible to whoever reads the incremented
+/// value, and writes released by earlier increments are visible to the
+/// caller afterwards.
+__device__ __forceinline__ uint32_t ticket_acq_rel(uint32_t* counter) {
+  uint32_t old;
+  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;"
+               : "=r"(old)
+               : "l"(counter)
+               : "memory");
+  return old;
+}
+
 __device__ __forceinline__ uint32_t popcount(uint32_t m) { return __popc(m); }
 __device__ __forceinline__ uint32_t popcount(uint64_t m) { return __popcll(m); }
 __device__ __forceinline__ int lowest_bit(uint32_t m) { return __ffs(m) - 1; }
@@ -666,8 +686,8 @@ __device__ __forceinline__ void tile_group_maxima(const uint4 (&raw)[kVectors], 
  *  counting (rank_small_pool) and every value of rank r < k goes straight
  *  to output slot r. For k > 64: cut the pool to its exact top k and
  *  bitonic-sort the winners in registers. Several segments per row: the
- *  sorted winners form the segment's list in the workspace; __threadfence,
- *  take a ticket of the row; the warp that takes the last ticket merges the
+ *  sorted winners form the segment's list in the workspace; take a ticket
+ *  of the row (an acquire-release atomic); the warp that takes the last ticket merges the
  *  row's lists (merge_segments, ranked the same way) and writes the row. No
  *  warp waits for another.
  *  Packed values are unique, so every step is exact and independent of
@@ -701,6 +721,9 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   };
 
   int64_t item = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + (threadIdx.x >> 5);
+  // Split rows (-DFASTTOPK_PHASE_PROBE): the timeline of the warp that merges
+  // row 0, from its first instruction through its first item.
+  PhaseProbe probe(kSplitRows && lane == 0);
   uint4 raw[kVectors];
   SegmentRef<Bits> next{};
   if (item < items) {
@@ -808,10 +831,16 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       append(pool_count + inclusive - mine, std::false_type{}, 0u);
       pool_count += entering;
       __syncwarp();
+      if (tile == 0) probe.mark();
     }
 
     // ---- finish the segment: exact top k -----------------------------------
+    probe.mark();
     const int64_t row = kSplitRows ? item / plan.segments : item;
+    if (kSplitRows && kAblate == 2) {
+      probe.stop();
+      continue;
+    }
     const Bits* row_in = static_cast<const Bits*>(q.input) + row * q.row_stride;
     const bool pooled = k > 0 && pool_count >= static_cast<uint32_t>(k);
     if (pooled && (pool_count <= kRankPoolMax || (kRankAfterSelect && k <= kRankPoolMax))) {
@@ -854,13 +883,22 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     }
     if constexpr (kSplitRows) {
       // ---- hand-off: the last warp of the row merges ----------------------
-      __threadfence();
+      // One acquire-release atomic orders the warp's list stores (made
+      // visible to lane 0 by the __syncwarp) before the ticket and, for the
+      // last warp, the other warps' lists before its reads (made visible to
+      // the other lanes by the second __syncwarp): no __threadfence on either
+      // side (0.3 µs a row, docs/perf-notes.md v29b).
+      probe.mark();
       __syncwarp();
       uint32_t last = 0;
-      if (lane == 0)
-        last = atomicAdd(&tickets[row], 1u) == static_cast<uint32_t>(plan.segments - 1);
-      if (__shfl_sync(kFullWarp, last, 0) != 0) {
-        __threadfence();
+      if (lane == 0) {
+        last = ticket_acq_rel(&tickets[row]) == static_cast<uint32_t>(plan.segments - 1);
+      }
+      last = __shfl_sync(kFullWarp, last, 0);
+      probe.mark();
+      if (kAblate == 1) last = 0;
+      if (last != 0) {
+        __syncwarp();
         const RowShape shape = row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols),
                                          static_cast<int>(q.k));
         const bool rank = kRankAfterSelect && shape.k > 0 && shape.k <= kRankPoolMax;
@@ -870,12 +908,17 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
                              rank ? kRankPoolMax : shape.k, scratch, winners);
         }
         __syncwarp();
+        probe.mark();
         if (rank) {
           write_row_ranked<Format>(q, row_in, row, winners, n, shape.k);
         } else {
           write_row<Format>(q, row_in, row, winners, shape.k);
         }
+      } else {
+        probe.mark();
       }
+      if (!(last != 0 && row == 0)) probe.stop();
+      probe.finish("row_per_warp split (marks: tile 0, tiles, end, ticket, merge, write)");
     }
     __syncwarp();  // the winners (histogram) are read before the next select
   }
