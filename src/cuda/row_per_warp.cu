@@ -687,9 +687,9 @@ __device__ __forceinline__ void tile_group_maxima(const uint4 (&raw)[kVectors], 
  *  to output slot r. For k > 64: cut the pool to its exact top k and
  *  bitonic-sort the winners in registers. Several segments per row: the
  *  sorted winners form the segment's list in the workspace; take a ticket
- *  of the row (an acquire-release atomic); the warp that takes the last ticket merges the
- *  row's lists (merge_segments, ranked the same way) and writes the row. No
- *  warp waits for another.
+ *  of the row (an acquire-release atomic); the warp that takes the last
+ *  ticket merges the row's lists (merge_segments, ranked the same way) and
+ *  writes the row. No warp waits for another.
  *  Packed values are unique, so every step is exact and independent of
  *  timing: deterministic, ties to the lowest index.
  */
@@ -887,7 +887,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       // visible to lane 0 by the __syncwarp) before the ticket and, for the
       // last warp, the other warps' lists before its reads (made visible to
       // the other lanes by the second __syncwarp): no __threadfence on either
-      // side (0.3 µs a row, docs/perf-notes.md v29b).
+      // side (0.2-0.4 µs less on split shapes, docs/perf-notes.md v29b).
       probe.mark();
       __syncwarp();
       uint32_t last = 0;
