@@ -132,6 +132,23 @@ struct RowHandoff {
   }
 };
 
+/// Takes a part's ticket of its row: atomicAdd(ticket, 1) with
+/// acquire-release semantics at GPU scope, by one thread of the part right
+/// after a barrier of the part (__syncwarp or __syncthreads), so that the
+/// release covers every thread's candidate stores. The part that gets
+/// `parts - 1` is the row's last; after another barrier of the part, every
+/// earlier part's candidates are visible to all of its threads. This replaces
+/// a __threadfence on either side of a relaxed atomicAdd (docs/perf-notes.md
+/// v29b: 0.2-0.4 µs less a launch on row_per_warp's split rows).
+__device__ __forceinline__ uint32_t take_ticket(uint32_t* ticket) {
+  uint32_t previous;
+  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;"
+               : "=r"(previous)
+               : "l"(ticket)
+               : "memory");
+  return previous;
+}
+
 /// Phase timing for kernel development, compiled out unless built with
 /// -DFASTTOPK_PHASE_PROBE (scripts/probe-phases). The probing thread (one per
 /// launch: the caller decides, e.g. thread 0 of CTA 0) stamps clock64() at

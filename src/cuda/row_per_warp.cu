@@ -385,19 +385,6 @@ __device__ __forceinline__ SegmentRef<typename Format::Bits> describe_segment(
   return r;
 }
 
-/// atomicAdd(counter, 1) with acquire-release semantics at GPU scope: the
-/// caller's earlier writes are visible to whoever reads the incremented
-/// value, and writes released by earlier increments are visible to the
-/// caller afterwards.
-__device__ __forceinline__ uint32_t ticket_acq_rel(uint32_t* counter) {
-  uint32_t old;
-  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;"
-               : "=r"(old)
-               : "l"(counter)
-               : "memory");
-  return old;
-}
-
 __device__ __forceinline__ uint32_t popcount(uint32_t m) { return __popc(m); }
 __device__ __forceinline__ uint32_t popcount(uint64_t m) { return __popcll(m); }
 __device__ __forceinline__ int lowest_bit(uint32_t m) { return __ffs(m) - 1; }
@@ -883,22 +870,15 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     }
     if constexpr (kSplitRows) {
       // ---- hand-off: the last warp of the row merges ----------------------
-      // One acquire-release atomic orders the warp's list stores (made
-      // visible to lane 0 by the __syncwarp) before the ticket and, for the
-      // last warp, the other warps' lists before its reads (made visible to
-      // the other lanes by the second __syncwarp): no __threadfence on either
-      // side (0.2-0.4 µs less on split shapes, docs/perf-notes.md v29b).
       probe.mark();
-      __syncwarp();
+      __syncwarp();  // the lists' stores, then the ticket (take_ticket)
       uint32_t last = 0;
-      if (lane == 0) {
-        last = ticket_acq_rel(&tickets[row]) == static_cast<uint32_t>(plan.segments - 1);
-      }
+      if (lane == 0) last = take_ticket(&tickets[row]) == static_cast<uint32_t>(plan.segments - 1);
       last = __shfl_sync(kFullWarp, last, 0);
       probe.mark();
       if (kAblate == 1) last = 0;
       if (last != 0) {
-        __syncwarp();
+        __syncwarp();  // the other segments' lists are visible to every lane
         const RowShape shape = row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols),
                                          static_cast<int>(q.k));
         const bool rank = kRankAfterSelect && shape.k > 0 && shape.k <= kRankPoolMax;

@@ -9,8 +9,8 @@
 //     length) by packed (key, ~index) value (block_select_packed). Those
 //     candidates go to the workspace. Any element of the row's top k is in
 //     its own chunk's top k_c, so the union of candidates contains the answer.
-//   phase B (the last CTA of the row to finish, found with an atomic ticket
-//     after a __threadfence, no spin-waiting): load the row's candidates into
+//   phase B (the last CTA of the row to finish, found with an acquire-release
+//     atomic ticket, take_ticket, no spin-waiting): load the row's candidates into
 //     shared memory, select the top k_row of them, bitonic-sort them and
 //     write values, indices and sentinels.
 //
@@ -1076,12 +1076,10 @@ __global__ void __launch_bounds__(kThreads)
       }
     } else {
       // ---- hand-off: the last CTA of the row continues --------------------
-      __threadfence();
-      __syncthreads();
-      if (threadIdx.x == 0) is_last = atomicAdd(&tickets[row], 1u) == plan.splits - 1;
-      __syncthreads();
+      __syncthreads();  // the candidates' stores, then the ticket (take_ticket)
+      if (threadIdx.x == 0) is_last = take_ticket(&tickets[row]) == plan.splits - 1;
+      __syncthreads();  // the other chunks' candidates are visible to every thread
       if (!is_last) return;
-      __threadfence();
 
       // ---- phase B: gather every chunk's candidates -----------------------
       // One coalesced pass over the row's slots (chunk c's slot i at
