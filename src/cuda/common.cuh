@@ -126,11 +126,61 @@ struct RowHandoff {
     return h;
   }
 
-  /// Zeroes the tickets on `stream`, so that no state survives between calls.
-  cudaError_t reset(int64_t rows, cudaStream_t stream) const {
-    return cudaMemsetAsync(tickets, 0, static_cast<std::size_t>(rows) * sizeof(uint32_t), stream);
-  }
+  /// Zeroes the tickets on `stream`, so that no state survives between calls
+  /// (row_handoff.cu). A small kernel, not a memset node: it lets the kernel
+  /// after it start at once (griddepcontrol.launch_dependents), so a kernel
+  /// launched by launch_programmatic overlaps its launch and its loads with
+  /// the reset. That kernel must call wait_for_prerequisite_grids() before
+  /// its first ticket; it may read its inputs before that, since it starts
+  /// only after the reset kernel has started, which (a normal launch) starts
+  /// only after all earlier work on the stream is complete. The memset node
+  /// cost ~1.9 µs a call in graph replay on the H100 (docs/perf-notes.md v8,
+  /// v30).
+  cudaError_t reset(int64_t rows, cudaStream_t stream) const;
 };
+
+/// Programmatic dependent launch (sm_90+): wait until the kernels this one
+/// depends on have completed and their writes are visible (a no-op when the
+/// launch was not programmatic), and allow the next kernel to be scheduled.
+__device__ __forceinline__ void wait_for_prerequisite_grids() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void allow_dependent_grids() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+#ifndef FASTTOPK_TUNE_PDL
+#define FASTTOPK_TUNE_PDL 1
+#endif
+/// Whether launch_programmatic asks for programmatic dependent launch (the
+/// override is for A/B timings only: docs/perf-notes.md v30).
+constexpr bool kProgrammaticLaunch = FASTTOPK_TUNE_PDL != 0;
+
+/// Launches kernel<<<grid, block, shared_bytes, stream>>>(args...) as a
+/// programmatic dependent of the kernel before it on the stream where the
+/// device has it (`programmatic`: compute capability 9.0 or newer): the
+/// kernel may be scheduled before that one completes, so it must call
+/// wait_for_prerequisite_grids() before it touches memory the earlier kernel
+/// writes (see RowHandoff::reset for what a kernel after the reset may read).
+template <typename... Params, typename... Args>
+cudaError_t launch_programmatic(bool programmatic, void (*kernel)(Params...), dim3 grid, dim3 block,
+                                std::size_t shared_bytes, cudaStream_t stream, Args... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = programmatic && kProgrammaticLaunch;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, args...);
+}
 
 /// Takes a part's ticket of its row: atomicAdd(ticket, 1) with
 /// acquire-release semantics at GPU scope, by one thread of the part right

@@ -20,14 +20,16 @@
 // does both phases without the workspace round trip: this is the
 // "row_per_cta" family for many short rows.
 //
-// The per-row tickets are zeroed by a cudaMemsetAsync in the same call (the
-// second of at most two operations), so no state survives between calls.
+// The per-row tickets are zeroed in the same call by a small kernel before
+// this one (RowHandoff::reset), so no state survives between calls; this
+// kernel is a programmatic dependent of it and waits for it only before its
+// ticket, so its launch and phase A overlap the reset.
 //
 // "row_per_cluster" is the same kernel with the hand-off on chip: the CTAs
 // of a row form one thread-block cluster (sm_90+, at most 8 CTAs, all
 // resident together by construction), phase A pushes its candidates straight
 // into the shared memory of the row's first CTA (distributed shared memory),
-// and one cluster barrier replaces the ticket. No workspace, no memset node,
+// and one cluster barrier replaces the ticket. No workspace, no ticket reset,
 // no L2 round trip for the candidates: a single kernel node per call (the
 // memset node alone costs ~1.9 µs per call in graph replay on the H100,
 // docs/perf-notes.md v8). Because rank 0's pool has room to spare, phase A
@@ -361,19 +363,6 @@ __device__ __forceinline__ void cluster_arrive_release() {
 __device__ __forceinline__ void cluster_wait_acquire() {
 #if __CUDA_ARCH__ >= 900
   asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-#endif
-}
-/// Programmatic dependent launch (sm_90+): wait until the kernels this one
-/// depends on have completed and their writes are visible (a no-op when the
-/// launch was not programmatic), and allow the next kernel to be scheduled.
-__device__ __forceinline__ void wait_for_prerequisite_grids() {
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void allow_dependent_grids() {
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 }
 /// The generic address of `local` (this CTA's shared memory) in the shared
@@ -1077,7 +1066,10 @@ __global__ void __launch_bounds__(kThreads)
     } else {
       // ---- hand-off: the last CTA of the row continues --------------------
       __syncthreads();  // the candidates' stores, then the ticket (take_ticket)
-      if (threadIdx.x == 0) is_last = take_ticket(&tickets[row]) == plan.splits - 1;
+      if (threadIdx.x == 0) {
+        wait_for_prerequisite_grids();  // the reset of the tickets is complete (launch_with_plan)
+        is_last = take_ticket(&tickets[row]) == plan.splits - 1;
+      }
       __syncthreads();  // the other chunks' candidates are visible to every thread
       if (!is_last) return;
 
@@ -1184,8 +1176,11 @@ int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPla
     if (plan.splits > 1) {
       cudaError_t e = allow_full_shared_memory<Format, kSplitThreads, Handoff::kTickets>(device);
       if (e != cudaSuccess) return e;
-      split_row_kernel<Format, kSplitThreads, Handoff::kTickets>
-          <<<grid, kSplitThreads, plan.shared_bytes, stream>>>(q, plan, candidates, tickets);
+      // Programmatic: the launch and phase A overlap the tickets' reset; the
+      // kernel waits for it before its ticket (RowHandoff::reset).
+      return launch_programmatic(
+          device.cc_major >= 9, split_row_kernel<Format, kSplitThreads, Handoff::kTickets>, grid,
+          dim3(kSplitThreads), plan.shared_bytes, stream, q, plan, candidates, tickets);
     } else {
       cudaError_t e = allow_full_shared_memory<Format, kRowThreads, Handoff::kTickets>(device);
       if (e != cudaSuccess) return e;
