@@ -531,9 +531,9 @@ __device__ __forceinline__ bool rank_window(const Problem& q, const typename For
  *
  * Fast path: the window, the first `window` entries of every list, is in
  * the pool, and its top k (or up to `enough` values including them) at or
- * above a cut P is selected there. Every element of
- * the row's top k is >= the row's k-th largest, which is >= P (at least k
- * values of a subset are >= P). A list entry outside the window is <= the
+ * above a cut P is selected there. Every element of the row's top k is >=
+ * the row's k-th largest, which is >= P (at least k values of a subset are
+ * >= P). A list entry outside the window is <= the
  * list's last window entry; so if every list that goes on past the window
  * ends its window below P, no element outside the window can be in the top
  * k, and the window's values >= P hold the row's top k. Otherwise (the top k
