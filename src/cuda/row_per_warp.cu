@@ -87,15 +87,6 @@ constexpr int kMinSegment = FASTTOPK_TUNE_RPW_MIN_SEGMENT;
 // wrong): 1 no merge, 2 no end of segment (no select, list, ticket or merge).
 // docs/perf-notes.md v29b; scripts/probe-phases shows the same phases.
 constexpr int kAblate = FASTTOPK_TUNE_RPW_ABLATE;
-#ifndef FASTTOPK_TUNE_RPW_MERGE_RANK
-#define FASTTOPK_TUNE_RPW_MERGE_RANK 1
-#endif
-// Split rows' merge ranks the window by binary searches first (rank_window;
-// docs/perf-notes.md v31); 0 goes straight to the select (merge_segments).
-constexpr bool kMergeRank = FASTTOPK_TUNE_RPW_MERGE_RANK != 0;
-// Window entries one lane ranks at once: rank_window takes windows of up to
-// 32 * kRankWindowPerLane entries, larger ones go to merge_segments.
-constexpr int kRankWindowPerLane = 8;
 constexpr int kSegmentGranule = 1024;
 constexpr int kMaxSegments = 64;
 
@@ -399,15 +390,29 @@ __device__ __forceinline__ uint32_t popcount(uint64_t m) { return __popcll(m); }
 __device__ __forceinline__ int lowest_bit(uint32_t m) { return __ffs(m) - 1; }
 __device__ __forceinline__ int lowest_bit(uint64_t m) { return __ffsll(m) - 1; }
 
-/// Loads the merge's window of a row's segment lists into scratch.pool:
-/// slot s * window + j holds entry j of list s (segment s's sorted,
-/// descending top k_s at lists[s * list_stride ..]) for j < min(window,
-/// k_s), packed 0 (a filler, below every list entry) otherwise. Returns how
-/// many slots hold list entries.
+/*
+ * The merge of a row's segment lists, by the last warp of the row. `lists`
+ * holds segment s's sorted (descending) top k_s at lists[s * list_stride ..].
+ * Writes n packed values that include the row's top `row.k` to `winners`
+ * (any order) and returns n: n = row.k, or up to `enough` (>= row.k) values
+ * when the selects may stop early (warp_top_candidates).
+ *
+ * Fast path: the window, the first `window` entries of every list, goes to
+ * the pool in one batch of loads, and its top k (or up to `enough` values
+ * including them) at or above a cut P is selected there. Every element of
+ * the row's top k is >= the row's k-th largest, which is >= P (at least k
+ * values of a subset are >= P). A list entry outside the window is <= the
+ * list's last window entry; so if every list that goes on past the window
+ * ends its window below P, no element outside the window can be in the top
+ * k, and the window's values >= P hold the row's top k. Otherwise (the top k
+ * crowds into a few segments: sorted, tied or adversarial rows) those values
+ * and the overflowing lists' entries >= P are selected again.
+ */
 template <typename Scratch>
-__device__ __forceinline__ uint32_t load_window(const SegmentPlan& plan, RowShape row,
-                                                const uint64_t* lists, int list_stride,
-                                                Scratch& scratch) {
+__device__ __forceinline__ uint32_t merge_segments(const SegmentPlan& plan, RowShape row,
+                                                   const uint64_t* lists, int list_stride,
+                                                   uint32_t enough, Scratch& scratch,
+                                                   uint64_t* winners) {
   const int lane = threadIdx.x & 31;
   const int window = plan.window;
   const int window_slots = plan.segments * window;  // <= kPoolStorage (make_plan)
@@ -433,121 +438,6 @@ __device__ __forceinline__ uint32_t load_window(const SegmentPlan& plan, RowShap
   }
   real = __reduce_add_sync(kFullWarp, real);
   __syncwarp();
-  return real;
-}
-
-/*
- * The merge's fast path: ranks the window (load_window) by binary searches
- * and writes the row, or returns false, having written nothing.
- *
- * A window entry e of list s at position p gets r(e) = the number of window
- * entries above it: p from its own list plus, for every other list, a binary
- * search of that list's sorted window (fillers are below e). A list entry
- * past its window is below the window's last entry L_j; so r(e) is e's exact
- * rank among all the row's list entries whenever e is above L_j for every
- * list j that goes on past its window ("truncated"). If every truncated
- * list's L_j has r(L_j) >= row.k, the row's top row.k are window entries
- * with exact ranks: an entry x past window j has x < L_j, so its rank is
- * above r(L_j) >= row.k; a window entry at or below some truncated L_j has
- * r >= r(L_j) >= row.k; every other entry's r is exact. Then the entry of
- * rank r < row.k goes straight to output slot r (exactly one entry a slot:
- * the lists hold sum_s k_s >= row.k entries) and slots row.k .. q.k get
- * sentinels. Otherwise (the top k crowds into a few segments: sorted, tied
- * or adversarial rows) merge_segments selects instead.
- *
- * Each lane ranks up to kRankWindowPerLane entries at once, so that their
- * searches' dependent shared-memory loads overlap: log2(window) + 1 steps a
- * list, about 0.9 µs for 8 lists of 17 (docs/perf-notes.md v31), where the
- * select it replaces and the counting rank after it took ~3 µs (v29b).
- */
-template <typename Format, typename Scratch>
-__device__ __forceinline__ bool rank_window(const Problem& q, const typename Format::Bits* row_in,
-                                            int64_t row_index, const SegmentPlan& plan,
-                                            RowShape row, const Scratch& scratch) {
-  constexpr int kPer = kRankWindowPerLane;
-  const int lane = threadIdx.x & 31;
-  const int window = plan.window;
-  const int window_slots = plan.segments * window;
-  if (window_slots > 32 * kPer) return false;
-  const int top_step = 1 << (31 - __clz(window));  // the largest power of two <= window
-  uint64_t entry[kPer];
-  uint32_t rank[kPer];
-#pragma unroll
-  for (int u = 0; u < kPer; ++u) {
-    const int t = u * 32 + lane;
-    entry[u] = t < window_slots ? scratch.pool[t] : 0ull;
-    rank[u] = 0;
-  }
-#pragma unroll 1
-  for (int j = 0; j < plan.segments; ++j) {
-    const uint64_t* list = scratch.pool + j * window;
-    // count[u] = the entries of window j above entry[u]: the largest c with
-    // list[c - 1] > entry[u] (a descending list), found a power of two at a
-    // time, the lane's searches interleaved.
-    uint32_t count[kPer] = {};
-#pragma unroll 1
-    for (int step = top_step; step > 0; step >>= 1) {
-#pragma unroll
-      for (int u = 0; u < kPer; ++u) {
-        if (u * 32 < window_slots) {  // warp-uniform: no entries past the window
-          const uint32_t probe = count[u] + static_cast<uint32_t>(step);
-          if (probe <= static_cast<uint32_t>(window) && list[probe - 1] > entry[u])
-            count[u] = probe;
-        }
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kPer; ++u) rank[u] += count[u];
-  }
-  bool exact = true;
-#pragma unroll
-  for (int u = 0; u < kPer; ++u) {
-    const int t = u * 32 + lane;
-    const int s = t / window;
-    if (t < window_slots && t - s * window == window - 1 &&
-        segment_shape(plan, row, s).k > window && rank[u] < static_cast<uint32_t>(row.k)) {
-      exact = false;  // list s goes on past its window, and its later entries may rank < row.k
-    }
-  }
-  if (!__all_sync(kFullWarp, exact)) return false;
-#pragma unroll
-  for (int u = 0; u < kPer; ++u) {
-    if (entry[u] != 0 && rank[u] < static_cast<uint32_t>(row.k)) {
-      write_output<Format>(q, row_in, row_index, rank[u], entry[u], true);
-    }
-  }
-  for (int64_t p = row.k + lane; p < q.k; p += 32)
-    write_output<Format>(q, row_in, row_index, p, 0, false);
-  return true;
-}
-
-/*
- * The merge of a row's segment lists, by the last warp of the row. `lists`
- * holds segment s's sorted (descending) top k_s at lists[s * list_stride ..],
- * and the pool its window (load_window, which found `real` list entries
- * there). Writes n packed values that include the row's top `row.k` to
- * `winners` (any order) and returns n: n = row.k, or up to `enough` (>=
- * row.k) values when the selects may stop early (warp_top_candidates).
- *
- * Fast path: the window, the first `window` entries of every list, is in
- * the pool, and its top k (or up to `enough` values including them) at or
- * above a cut P is selected there. Every element of the row's top k is >=
- * the row's k-th largest, which is >= P (at least k values of a subset are
- * >= P). A list entry outside the window is <= the
- * list's last window entry; so if every list that goes on past the window
- * ends its window below P, no element outside the window can be in the top
- * k, and the window's values >= P hold the row's top k. Otherwise (the top k
- * crowds into a few segments: sorted, tied or adversarial rows) those values
- * and the overflowing lists' entries >= P are selected again.
- */
-template <typename Scratch>
-__device__ __forceinline__ uint32_t merge_segments(const SegmentPlan& plan, RowShape row,
-                                                   const uint64_t* lists, int list_stride,
-                                                   uint32_t real, uint32_t enough, Scratch& scratch,
-                                                   uint64_t* winners) {
-  const int lane = threadIdx.x & 31;
-  const int window = plan.window;
-  const int window_slots = plan.segments * window;
   // Fillers (packed 0) rank below every list entry; with >= row.k real
   // entries they never rank among the top k (an early-stopping select may
   // keep them as candidates, ranked below every real one).
@@ -785,10 +675,8 @@ __device__ __forceinline__ void tile_group_maxima(const uint4 (&raw)[kVectors], 
  *  bitonic-sort the winners in registers. Several segments per row: the
  *  sorted winners form the segment's list in the workspace; take a ticket
  *  of the row (an acquire-release atomic); the warp that takes the last
- *  ticket merges the row's lists and writes the row: each entry of the
- *  lists' leading windows ranked by binary searches and written to its
- *  slot (rank_window), or, when later list entries may rank among the top
- *  k, selected and ranked as above (merge_segments). No warp waits for another.
+ *  ticket merges the row's lists (merge_segments, ranked the same way) and
+ *  writes the row. No warp waits for another.
  *  Packed values are unique, so every step is exact and independent of
  *  timing: deterministic, ties to the lowest index.
  */
@@ -1002,22 +890,16 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
         const RowShape shape = row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols),
                                          static_cast<int>(q.k));
         const bool rank = kRankAfterSelect && shape.k > 0 && shape.k <= kRankPoolMax;
-        const uint64_t* row_lists = lists + row * plan.segments * q.k;
         uint32_t n = 0;
-        bool written = false;  // by rank_window
         if (shape.k > 0) {
-          const uint32_t real = load_window(plan, shape, row_lists, static_cast<int>(q.k), scratch);
-          written = kMergeRank && rank_window<Format>(q, row_in, row, plan, shape, scratch);
-          if (!written) {
-            n = merge_segments(plan, shape, row_lists, static_cast<int>(q.k), real,
-                               rank ? kRankPoolMax : shape.k, scratch, winners);
-          }
+          n = merge_segments(plan, shape, lists + row * plan.segments * q.k, static_cast<int>(q.k),
+                             rank ? kRankPoolMax : shape.k, scratch, winners);
         }
         __syncwarp();
         probe.mark();
-        if (!written && rank) {
+        if (rank) {
           write_row_ranked<Format>(q, row_in, row, winners, n, shape.k);
-        } else if (!written) {
+        } else {
           write_row<Format>(q, row_in, row, winners, shape.k);
         }
       } else {
