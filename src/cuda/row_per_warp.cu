@@ -13,6 +13,7 @@
 // one; each segment's sorted top k goes to the workspace, and the last warp
 // of the row to finish (an atomic ticket) merges the lists.
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -89,6 +90,18 @@ constexpr int kMinSegment = FASTTOPK_TUNE_RPW_MIN_SEGMENT;
 constexpr int kAblate = FASTTOPK_TUNE_RPW_ABLATE;
 constexpr int kSegmentGranule = 1024;
 constexpr int kMaxSegments = 64;
+#ifndef FASTTOPK_TUNE_RPW_CHAIN_MERGE
+#define FASTTOPK_TUNE_RPW_CHAIN_MERGE 1
+#endif
+// Split rows of at most kChainMaxSegments segments whose lists fit the
+// warp's pool and stage storage together are merged by bitonic merges of the
+// sorted lists (merge_sorted_lists), the others by merge_segments' select
+// over the lists' windows. Measured (docs/perf-notes.md v32b): faster with
+// 2-11 lists (256x128256 k50 bf16 -1.3 µs, 7x10240 k101 fp32 -4.5), slower
+// with 16 (128x65536 k50 +0.8, 128x128256 k8 +0.6); 12-15 unmeasured. The
+// knob (0: always the select) is for A/B timings.
+constexpr bool kChainMerge = FASTTOPK_TUNE_RPW_CHAIN_MERGE != 0;
+constexpr int kChainMaxSegments = 12;
 
 /// How rows are cut into segments (host-side plan, passed to the kernel).
 struct SegmentPlan {
@@ -109,6 +122,16 @@ struct alignas(16) WarpScratch {
   uint64_t pool[kPoolSlots];
   uint4 stage[kStageVectors * 32];
 };
+
+/// Packed values that fit the storage from `pool` to the end of a warp's
+/// scratch (pool and stage: the merge of sorted lists stages the row's lists
+/// there), less two for the 16-byte alignment of the copy.
+template <typename Scratch>
+constexpr int list_staging_capacity() {
+  static_assert(offsetof(Scratch, stage) == offsetof(Scratch, pool) + sizeof(Scratch::pool),
+                "pool and stage are contiguous");
+  return static_cast<int>((sizeof(Scratch) - offsetof(Scratch, pool)) / sizeof(uint64_t)) - 2;
+}
 static_assert(sizeof(uint32_t) * 256 >= sizeof(uint64_t) * kMaxK, "winners alias the histogram");
 
 /// out[i] = the largest of in[i * kIn / kOut .. (i + 1) * kIn / kOut): the
@@ -511,6 +534,105 @@ __device__ __forceinline__ uint32_t merge_segments(const SegmentPlan& plan, RowS
   }
 }
 
+/// Copies 16 bytes from global `src` to shared `dst` (both 16-byte aligned)
+/// without holding registers: cp.async through L2 only (like __ldcg), so it
+/// sees what other SMs released. wait_async_copies() waits for the lane's
+/// copies; a __syncwarp() after it shows them to the other lanes.
+__device__ __forceinline__ void copy_async_16(void* dst, const void* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const uint32_t shared_address = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address), "l"(src)
+               : "memory");
+#else
+  *static_cast<uint4*>(dst) = __ldcg(static_cast<const uint4*>(src));
+#endif
+}
+
+__device__ __forceinline__ void wait_async_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+/*
+ * The merge of a row's segment lists by the last warp of the row, for rows
+ * of few short lists (kChainMaxSegments, list_staging_capacity): `lists` holds
+ * segment s's sorted (descending) top k_s at lists[s * list_stride ..], k_s
+ * <= list_stride <= 32 * kPerLane = N. Leaves the row's top N, sorted
+ * descending, in `top` (sorted position e = lane * kPerLane + j in top[j];
+ * packed 0 past the real entries), so its first row.k entries are the row's
+ * top k.
+ *
+ * The lists are copied into the warp's shared `staging` in one batch of
+ * 16-byte asynchronous copies (no registers held; the split kernel sits at
+ * its register cap). Merging a sorted list B into a sorted run A of N takes
+ * one half-cleaner, A[e] = max(A[e], B[N - 1 - e]), which keeps the top N of
+ * both (descending against ascending: a bitonic sequence), then the log2(N)
+ * stages of a bitonic merge. kWays runs are merged side by side, run w
+ * taking lists w, w + kWays, ... (independent shuffles overlap: the chain of
+ * dependent stages is ceil(S / kWays) - 1 merges long, not S - 1); then the
+ * runs are merged pairwise, B reversed by one shuffle a value. Packed
+ * values are unique, so the result is exact and independent of timing and
+ * of the merge order. The copy reads whole 16-byte units: at most 8 bytes
+ * before and after the lists, which stay inside the hand-off's workspace
+ * piece (256-byte aligned and padded, WorkspaceLayout) and are never used.
+ */
+template <int kPerLane, int kWays>
+__device__ __forceinline__ void merge_sorted_lists(const SegmentPlan& plan, RowShape row,
+                                                   const uint64_t* lists, int list_stride,
+                                                   uint64_t* staging, uint64_t (&top)[kPerLane]) {
+  constexpr int kN = 32 * kPerLane;
+  const int lane = threadIdx.x & 31;
+  const int segments = plan.segments;
+  const int count = segments * list_stride;  // <= list_staging_capacity()
+  const int head = static_cast<int>((reinterpret_cast<uintptr_t>(lists) / sizeof(uint64_t)) & 1);
+  const uint64_t* aligned = lists - head;
+  for (int c = 2 * lane; c < count + head; c += 64) copy_async_16(staging + c, aligned + c);
+  wait_async_copies();
+  __syncwarp();
+  const uint64_t* staged = staging + head;
+  // Entry i of list s (packed 0 past its k_s, or past the last list).
+  const auto entry = [&](int s, int i) {
+    const int k_s = s < segments ? segment_shape(plan, row, s).k : 0;
+    return i < k_s ? staged[s * list_stride + i] : 0ull;
+  };
+  uint64_t run[kWays][kPerLane];
+#pragma unroll
+  for (int w = 0; w < kWays; ++w) {
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) run[w][j] = entry(w, lane * kPerLane + j);
+  }
+#pragma unroll 1
+  for (int base = kWays; base < segments; base += kWays) {
+#pragma unroll
+    for (int w = 0; w < kWays; ++w) {
+#pragma unroll
+      for (int j = 0; j < kPerLane; ++j) {
+        const uint64_t other = entry(base + w, kN - 1 - (lane * kPerLane + j));
+        run[w][j] = run[w][j] > other ? run[w][j] : other;
+      }
+    }
+#pragma unroll
+    for (int w = 0; w < kWays; ++w) warp_bitonic_merge_descending<uint64_t, kPerLane>(run[w]);
+  }
+#pragma unroll
+  for (int width = kWays / 2; width >= 1; width /= 2) {
+#pragma unroll
+    for (int w = 0; w < width; ++w) {
+      if (w + width >= segments) continue;  // run w + width is empty (warp-uniform)
+#pragma unroll
+      for (int j = 0; j < kPerLane; ++j) {
+        // Sorted position N - 1 - e of run w + width: lane 31 - lane, slot kPerLane - 1 - j.
+        const uint64_t other = __shfl_sync(kFullWarp, run[w + width][kPerLane - 1 - j], 31 - lane);
+        run[w][j] = run[w][j] > other ? run[w][j] : other;
+      }
+      warp_bitonic_merge_descending<uint64_t, kPerLane>(run[w]);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) top[j] = run[0][j];
+}
+
 /// Issues the loads of tile `tile` of segment `r` into `raw` (no wait). Lane
 /// l's slot j holds aligned position tile * kTile + (j / kVec) * 32 * kVec +
 /// l * kVec + j % kVec: a warp's vector loads cover 512 contiguous bytes.
@@ -675,8 +797,10 @@ __device__ __forceinline__ void tile_group_maxima(const uint4 (&raw)[kVectors], 
  *  bitonic-sort the winners in registers. Several segments per row: the
  *  sorted winners form the segment's list in the workspace; take a ticket
  *  of the row (an acquire-release atomic); the warp that takes the last
- *  ticket merges the row's lists (merge_segments, ranked the same way) and
- *  writes the row. No warp waits for another.
+ *  ticket merges the row's lists and writes the row: by bitonic merges of
+ *  the sorted lists when they are few and short (merge_sorted_lists), else
+ *  by a select over their windows (merge_segments, ranked the same way). No
+ *  warp waits for another.
  *  Packed values are unique, so every step is exact and independent of
  *  timing: deterministic, ties to the lowest index.
  */
@@ -885,7 +1009,35 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       last = __shfl_sync(kFullWarp, last, 0);
       probe.mark();
       if (kAblate == 1) last = 0;
-      if (last != 0) {
+      const bool chain = kChainMerge && plan.segments <= kChainMaxSegments &&
+                         plan.segments * q.k <= list_staging_capacity<Scratch>();
+      if (last != 0 && chain) {
+        __syncwarp();  // the other segments' lists are visible to every lane
+        const RowShape shape = row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols),
+                                         static_cast<int>(q.k));
+        const uint64_t* row_lists = lists + row * plan.segments * q.k;
+        // The row's top N sorted, then every output slot of the row from it.
+        const auto merge_and_write = [&](auto per_lane) {
+          constexpr int kPerLane = decltype(per_lane)::value;
+          constexpr int kMergeWays = kPerLane == 4 ? 2 : 4;  // runs side by side: 16 registers
+          uint64_t top[kPerLane];
+          merge_sorted_lists<kPerLane, kMergeWays>(plan, shape, row_lists, static_cast<int>(q.k),
+                                                   scratch.pool, top);
+          probe.mark();
+#pragma unroll
+          for (int j = 0; j < kPerLane; ++j) {
+            const int e = lane * kPerLane + j;
+            if (e < q.k) write_output<Format>(q, row_in, row, e, top[j], e < shape.k);
+          }
+        };
+        if (q.k <= 32) {
+          merge_and_write(std::integral_constant<int, 1>{});
+        } else if (q.k <= 64) {
+          merge_and_write(std::integral_constant<int, 2>{});
+        } else {
+          merge_and_write(std::integral_constant<int, 4>{});
+        }
+      } else if (last != 0) {
         __syncwarp();  // the other segments' lists are visible to every lane
         const RowShape shape = row_shape(q.k_per_row, q.row_lengths, row, static_cast<int>(q.cols),
                                          static_cast<int>(q.k));

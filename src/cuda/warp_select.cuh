@@ -61,6 +61,41 @@ __device__ __forceinline__ void warp_bitonic_sort_descending(T (&v)[kPerLane]) {
   }
 }
 
+/*
+ * Bitonic merge, descending, of 32 * kPerLane values held in registers that
+ * form a bitonic sequence (rising then falling, or falling then rising) in
+ * the layout of warp_bitonic_sort_descending (element e = lane * kPerLane + j
+ * in v[j]): log2(32 * kPerLane) half-cleaner stages, strides from half the
+ * length down to 1, each element keeping the larger value of its pair when
+ * it is the lower one. This is the last size of that sort's loop; alone it
+ * merges two sorted runs, e.g. the top N of sorted A and B is the sequence
+ * max(A[e], B[N - 1 - e]), which is bitonic.
+ */
+template <typename T, int kPerLane>
+__device__ __forceinline__ void warp_bitonic_merge_descending(T (&v)[kPerLane]) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int stride = 16 * kPerLane; stride > 0; stride >>= 1) {
+    if (stride < kPerLane) {
+#pragma unroll
+      for (int j = 0; j < kPerLane; ++j) {
+        if ((j & stride) != 0) continue;
+        const T a = v[j];
+        const T b = v[j | stride];
+        v[j] = a > b ? a : b;
+        v[j | stride] = a > b ? b : a;
+      }
+    } else {
+      const bool keep_larger = (lane & (stride / kPerLane)) == 0;
+#pragma unroll
+      for (int j = 0; j < kPerLane; ++j) {
+        const T other = __shfl_xor_sync(kFullWarp, v[j], stride / kPerLane);
+        v[j] = keep_larger ? (v[j] > other ? v[j] : other) : (v[j] < other ? v[j] : other);
+      }
+    }
+  }
+}
+
 /// Inclusive prefix sum over the warp's lanes.
 __device__ __forceinline__ uint32_t warp_inclusive_sum(uint32_t x) {
   const int lane = threadIdx.x & 31;

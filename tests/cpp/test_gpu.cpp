@@ -579,6 +579,19 @@ TEST_F(Gpu, LargeShapes) {
       // lists overflow by 58 each, more than the pool holds).
       {DType::kFloat32, 2, 100000, 50, Dist::kSortedAscending, PerRow::kNone},
       {DType::kFloat32, 1, 262144, 64, Dist::kSortedDescending, PerRow::kNone},
+      // Rows of at most 12 segments whose lists fit the warp's scratch are
+      // merged by bitonic merges of the sorted lists (merge_sorted_lists,
+      // several runs side by side, then pairwise): 5 lists of k = 101 (four
+      // entries a lane), 7 of 33 (two) with per-row lengths (empty lists),
+      // 9 of 31 (one) with the whole top k in one segment, 11 of 61 (three
+      // rounds of four runs, one list short), 8 of 75 with NaN and +-inf.
+      // Odd segments x k put odd rows' lists at 8 bytes past a 16-byte
+      // boundary (the copy's head entry).
+      {DType::kFloat32, 7, 10240, 101, Dist::kRandn, PerRow::kBoth},
+      {DType::kBFloat16, 9, 20000, 33, Dist::kFewDistinct, PerRow::kLengths},
+      {DType::kFloat16, 12, 25000, 31, Dist::kSortedDescending, PerRow::kNone},
+      {DType::kFloat16, 3, 33000, 61, Dist::kRandn, PerRow::kK},
+      {DType::kFloat32, 9, 24000, 75, Dist::kSpecial, PerRow::kBoth},
       // Whole rows of several tiles with k > 32 filter with a guessed
       // threshold (threshold_rank in row_per_warp.cu). In one of the two
       // directions sorted rows, and all-equal rows, pass whole tiles, which
