@@ -320,6 +320,14 @@ struct GpuResult {
 
 /// Every test of this file: skips without a GPU, owns a non-default stream,
 /// reports forced-algorithm skips.
+/// A test shape: dtype, rows x cols, k, the input distribution and per-row options.
+struct Shape {
+  DType dtype;
+  int64_t rows, cols, k;
+  Dist dist;
+  PerRow per_row;
+};
+
 class Gpu : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -353,6 +361,11 @@ class Gpu : public ::testing::Test {
   /// the CPU reference, once per entry of `sorted_modes` (int64 indices).
   void check_every_algorithm(const Matrix& m, int64_t k, bool largest,
                              std::initializer_list<bool> sorted_modes);
+
+  /// Checks every algorithm on each shape against topk_host, largest and
+  /// smallest, sorted (int64 indices, on stream_) and unsorted (int32, on the
+  /// legacy default stream).
+  void check_shapes(const std::vector<Shape>& shapes);
 
   cudaStream_t stream_ = nullptr;
   UnsupportedLog log_;
@@ -541,13 +554,6 @@ TEST_F(Gpu, AllEqualRowsAndSpecialRows) {
 // Large shapes, against topk_host.
 // ---------------------------------------------------------------------------
 
-struct Shape {
-  DType dtype;
-  int64_t rows, cols, k;
-  Dist dist;
-  PerRow per_row;
-};
-
 TEST_F(Gpu, LargeShapes) {
   std::vector<Shape> shapes = {
       {DType::kFloat16, 1, 50304, 50, Dist::kRandn, PerRow::kNone},
@@ -579,19 +585,6 @@ TEST_F(Gpu, LargeShapes) {
       // lists overflow by 58 each, more than the pool holds).
       {DType::kFloat32, 2, 100000, 50, Dist::kSortedAscending, PerRow::kNone},
       {DType::kFloat32, 1, 262144, 64, Dist::kSortedDescending, PerRow::kNone},
-      // Rows of at most 12 segments whose lists fit the warp's scratch are
-      // merged by bitonic merges of the sorted lists (merge_sorted_lists,
-      // several runs side by side, then pairwise): 5 lists of k = 101 (four
-      // entries a lane), 7 of 33 (two) with per-row lengths (empty lists),
-      // 9 of 31 (one) with the whole top k in one segment, 11 of 61 (three
-      // rounds of four runs, one list short), 8 of 75 with NaN and +-inf.
-      // Odd segments x k put odd rows' lists at 8 bytes past a 16-byte
-      // boundary (the copy's head entry).
-      {DType::kFloat32, 7, 10240, 101, Dist::kRandn, PerRow::kBoth},
-      {DType::kBFloat16, 9, 20000, 33, Dist::kFewDistinct, PerRow::kLengths},
-      {DType::kFloat16, 12, 25000, 31, Dist::kSortedDescending, PerRow::kNone},
-      {DType::kFloat16, 3, 33000, 61, Dist::kRandn, PerRow::kK},
-      {DType::kFloat32, 9, 24000, 75, Dist::kSpecial, PerRow::kBoth},
       // Whole rows of several tiles with k > 32 filter with a guessed
       // threshold (threshold_rank in row_per_warp.cu). In one of the two
       // directions sorted rows, and all-equal rows, pass whole tiles, which
@@ -627,6 +620,33 @@ TEST_F(Gpu, LargeShapes) {
       shapes.push_back({d, 64, cols, k, Dist::kUniform, PerRow::kLengths});
     }
   }
+  check_shapes(shapes);
+}
+
+// ---------------------------------------------------------------------------
+// row_per_warp's split rows of at most 12 segments whose lists fit the warp's
+// scratch: the merging warp merges the sorted lists by bitonic merges
+// (merge_sorted_lists: several runs side by side, then pairwise). 5 lists of
+// k = 101 (four entries a lane), 7 of 33 (two) with per-row lengths (empty
+// lists), 9 of 31 (one) with the whole top k in one segment, 11 of 61 (three
+// rounds of four runs, one list short), 8 of 75 with NaN and +-inf, 2 of 64.
+// Odd segments x k put odd rows' lists 8 bytes past a 16-byte boundary (the
+// copy's head entry). (Segment counts for 132 SMs; other GPUs cut the rows
+// differently, and the test stays valid, only the paths it reaches move.)
+// ---------------------------------------------------------------------------
+
+TEST_F(Gpu, SplitRowsMergeSortedLists) {
+  check_shapes({
+      {DType::kFloat32, 7, 10240, 101, Dist::kRandn, PerRow::kBoth},
+      {DType::kBFloat16, 9, 20000, 33, Dist::kFewDistinct, PerRow::kLengths},
+      {DType::kFloat16, 12, 25000, 31, Dist::kSortedDescending, PerRow::kNone},
+      {DType::kFloat16, 3, 33000, 61, Dist::kRandn, PerRow::kK},
+      {DType::kFloat32, 9, 24000, 75, Dist::kSpecial, PerRow::kBoth},
+      {DType::kBFloat16, 64, 4099, 64, Dist::kRandn, PerRow::kNone},
+  });
+}
+
+void Gpu::check_shapes(const std::vector<Shape>& shapes) {
   int n = 0;
   for (const Shape& s : shapes) {
     const uint64_t seed =
