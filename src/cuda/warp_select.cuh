@@ -19,6 +19,18 @@ constexpr unsigned kFullWarp = 0xffffffffu;
 #define FASTTOPK_TUNE_WARP_AGGREGATE 0
 #endif
 
+// Selects with windows fitted to the values (warp_select_packed_fitted, 1)
+// or with aligned 8-bit digits (warp_select_packed, 0). Off by default until
+// it has run on a GPU: v34 (docs/perf-notes.md) was built and modelled, but
+// no device came in its session, so neither its GPU tests nor its A/B
+// timing have run. To try it: scripts/ab-rpw with
+// AB_VARIANTS='aligned|.|;fitted|.|-DFASTTOPK_TUNE_WARP_FITTED_SELECT=1', and
+// the GPU suite built with the flag.
+#ifndef FASTTOPK_TUNE_WARP_FITTED_SELECT
+#define FASTTOPK_TUNE_WARP_FITTED_SELECT 0
+#endif
+constexpr bool kFittedSelect = FASTTOPK_TUNE_WARP_FITTED_SELECT != 0;
+
 /*
  * Bitonic sort, descending, of 32 * kPerLane values held in registers.
  * Element e = lane * kPerLane + j lives in v[j] of lane `lane`; on return the
@@ -222,6 +234,125 @@ __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint
   return prefix;
 }
 
+/*
+ * The same contract as warp_select_packed, with windows fitted to the values
+ * instead of aligned digits. Each pass bins a window [base, last] of packed
+ * values into up to 256 equal bins (width 2^shift, the least that covers
+ * it), finds the bin holding the remaining-th largest, and narrows the
+ * window to that bin. The first window is [min, max] of the values as far
+ * as four warp reductions tell: (smallest key, smallest ~index half) ..
+ * (largest key, largest ~index half). Every window is then shrunk to the
+ * values that can exist: no value's ~index half lies outside [low_min,
+ * low_max], which matters once a window narrows to within a key or two
+ * (ties: without it, the ~index halves of a tied key, which differ only in
+ * their low bits, would take passes that split nothing). The passes stop
+ * when the values >= the window's base number exactly k, or at most
+ * `enough`; P is that base. A window of one value always stops (its bin
+ * holds the remaining one), so there are at most 8 passes.
+ * Why: aligned digits start below the highest bit that differs among the
+ * values, and a pool of fp32 or 16-bit candidates that straddles a power of
+ * two (randn rows' top 6% lie in [1.6, 4)) differs there in the whole
+ * exponent field, so pass 1 put every value into two bins (16-way
+ * shared-atomic conflicts) and ranked nothing. Simulated on such pools
+ * (docs/perf-notes.md v34): 2.2-2.6 passes -> 1.4-1.6, never more on ties.
+ */
+template <typename ForEach>
+__device__ __forceinline__ uint64_t warp_select_packed_fitted(uint32_t* histogram, uint32_t k,
+                                                              uint32_t enough, ForEach&& for_each) {
+  constexpr int kBits = 8;
+  const int lane = threadIdx.x & 31;
+  uint32_t key_min = ~0u, key_max = 0, low_min = ~0u, low_max = 0;
+  for_each([&](uint64_t v, bool in) {
+    if (in) {
+      key_min = min(key_min, static_cast<uint32_t>(v >> 32));
+      key_max = max(key_max, static_cast<uint32_t>(v >> 32));
+      low_min = min(low_min, static_cast<uint32_t>(v));
+      low_max = max(low_max, static_cast<uint32_t>(v));
+    }
+  });
+  key_min = __reduce_min_sync(kFullWarp, key_min);
+  key_max = __reduce_max_sync(kFullWarp, key_max);
+  low_min = __reduce_min_sync(kFullWarp, low_min);
+  low_max = __reduce_max_sync(kFullWarp, low_max);
+  uint64_t base = static_cast<uint64_t>(key_min) << 32 | low_min;
+  uint64_t last = static_cast<uint64_t>(key_max) << 32 | low_max;
+  uint4* bins4 = reinterpret_cast<uint4*>(histogram);
+  uint32_t remaining = k;
+#pragma unroll 1
+  while (base != last) {
+    // The least shift with (last - base) >> shift < 256.
+    const int shift = max(64 - __clzll(last - base) - kBits, 0);
+    bins4[2 * lane] = make_uint4(0, 0, 0, 0);
+    bins4[2 * lane + 1] = make_uint4(0, 0, 0, 0);
+    __syncwarp();
+    for_each([&](uint64_t v, bool in) {
+      const bool counted = in && v >= base && v <= last;
+      const uint32_t bin = static_cast<uint32_t>((v - base) >> shift);
+#if FASTTOPK_TUNE_WARP_AGGREGATE
+      const uint32_t peers = __match_any_sync(kFullWarp, counted ? bin : 256u);
+      if (counted && lane == __ffs(peers) - 1) atomicAdd(&histogram[bin], __popc(peers));
+#else
+      if (counted) atomicAdd(&histogram[bin], 1u);
+#endif
+    });
+    __syncwarp();
+    // Lane l owns bins 8(31-l) .. 8(31-l)+7: lane 0 the top ones (as in
+    // warp_select_packed).
+    const uint4 lo = bins4[2 * (31 - lane)];
+    const uint4 hi = bins4[2 * (31 - lane) + 1];
+    const uint32_t counts[8] = {hi.w, hi.z, hi.y, hi.x, lo.w, lo.z, lo.y, lo.x};  // descending
+    uint32_t lane_total = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) lane_total += counts[i];
+    const uint32_t inclusive = warp_inclusive_sum(lane_total);
+    const uint32_t exclusive = inclusive - lane_total;
+    const bool owner = exclusive < remaining && remaining <= inclusive;
+    const int owner_lane = __ffs(__ballot_sync(kFullWarp, owner)) - 1;
+    uint32_t digit = 0, above = 0, in_bin = 0;
+    if (owner) {
+      uint32_t run = exclusive;
+      bool found = false;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        if (!found && run + counts[i] >= remaining) {
+          found = true;
+          digit = 8u * (31 - lane) + 7u - i;
+          above = run;
+          in_bin = counts[i];
+        }
+        run += counts[i];
+      }
+    }
+    digit = __shfl_sync(kFullWarp, digit, owner_lane);
+    above = __shfl_sync(kFullWarp, above, owner_lane);
+    in_bin = __shfl_sync(kFullWarp, in_bin, owner_lane);
+    // The chosen bin: [base + digit 2^shift, that + 2^shift - 1], within last.
+    base += static_cast<uint64_t>(digit) << shift;
+    const uint64_t bin_span = (uint64_t{1} << shift) - 1;
+    if (last - base > bin_span) last = base + bin_span;
+    remaining -= above;
+    if (in_bin == remaining) break;               // exactly k values >= base
+    if (k - remaining + in_bin <= enough) break;  // the values >= base: few enough
+    // Shrink the bin to the values that can exist (it holds in_bin >= 1 of
+    // them, so both ends move inward and stay ordered).
+    const uint32_t base_low = static_cast<uint32_t>(base);
+    if (base_low < low_min) {
+      base = (base & ~uint64_t{0xffffffffu}) | low_min;
+    } else if (base_low > low_max) {
+      base = ((base >> 32) + 1) << 32 | low_min;
+    }
+    const uint32_t last_low = static_cast<uint32_t>(last);
+    if (last_low > low_max) {
+      last = (last & ~uint64_t{0xffffffffu}) | low_max;
+    } else if (last_low < low_min) {
+      last = ((last >> 32) - 1) << 32 | low_max;
+    }
+    __syncwarp();  // every lane has read the bins before the next pass clears them
+  }
+  __syncwarp();
+  return base;
+}
+
 /// The values of `count` unique packed values that are >= a cut P: the exact
 /// top k when enough <= k, else between k and `enough` values that include
 /// the top k (warp_select_packed). Writes them to dest[0 .. taken) in no
@@ -238,12 +369,14 @@ __device__ __forceinline__ uint32_t warp_top_candidates(uint32_t* histogram, uin
   const int lane = threadIdx.x & 31;
   cut = 0;
   if (count > k) {
-    cut = warp_select_packed(histogram, k, enough > k ? enough : k, [&](auto&& f) {
+    const auto for_each = [&](auto&& f) {
       for (uint32_t base = 0; base < count; base += 32) {
         const uint32_t i = base + lane;
         f(i < count ? value_at(i) : 0ull, i < count);
       }
-    });
+    };
+    cut = kFittedSelect ? warp_select_packed_fitted(histogram, k, enough > k ? enough : k, for_each)
+                        : warp_select_packed(histogram, k, enough > k ? enough : k, for_each);
   }
   const uint32_t lane_mask_below = (1u << lane) - 1u;
   uint32_t taken = 0;
