@@ -117,6 +117,18 @@ __device__ __forceinline__ uint32_t warp_inclusive_sum(uint32_t x) {
   return x;
 }
 
+/// Adds one to histogram[bin] when `counted`; all 32 lanes call it.
+__device__ __forceinline__ void count_in_bin(uint32_t* histogram, uint32_t bin, bool counted) {
+#if FASTTOPK_TUNE_WARP_AGGREGATE
+  // Candidate pools crowd into a few bins: one atomic per distinct bin.
+  const int lane = threadIdx.x & 31;
+  const uint32_t peers = __match_any_sync(kFullWarp, counted ? bin : 256u);
+  if (counted && lane == __ffs(peers) - 1) atomicAdd(&histogram[bin], __popc(peers));
+#else
+  if (counted) atomicAdd(&histogram[bin], 1u);
+#endif
+}
+
 /*
  * Warp radix select over unique 64-bit packed (key, ~index) values: returns
  * P such that exactly k of the values are >= P (1 <= k <= number of values),
@@ -178,13 +190,7 @@ __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint
     for_each([&](uint64_t v, bool in) {
       const bool counted = in && ((v ^ prefix) & decided) == 0;
       const uint32_t bin = static_cast<uint32_t>(v >> shift) & 255u;
-#if FASTTOPK_TUNE_WARP_AGGREGATE
-      // Candidate pools crowd into a few bins: one atomic per distinct bin.
-      const uint32_t peers = __match_any_sync(kFullWarp, counted ? bin : 256u);
-      if (counted && lane == __ffs(peers) - 1) atomicAdd(&histogram[bin], __popc(peers));
-#else
-      if (counted) atomicAdd(&histogram[bin], 1u);
-#endif
+      count_in_bin(histogram, bin, counted);
     });
     __syncwarp();
     // Lane l owns bins 8(31-l) .. 8(31-l)+7, so lane 0 holds the top bins and
@@ -286,16 +292,13 @@ __device__ __forceinline__ uint64_t warp_select_packed_fitted(uint32_t* histogra
     for_each([&](uint64_t v, bool in) {
       const bool counted = in && v >= base && v <= last;
       const uint32_t bin = static_cast<uint32_t>((v - base) >> shift);
-#if FASTTOPK_TUNE_WARP_AGGREGATE
-      const uint32_t peers = __match_any_sync(kFullWarp, counted ? bin : 256u);
-      if (counted && lane == __ffs(peers) - 1) atomicAdd(&histogram[bin], __popc(peers));
-#else
-      if (counted) atomicAdd(&histogram[bin], 1u);
-#endif
+      count_in_bin(histogram, bin, counted);
     });
     __syncwarp();
-    // Lane l owns bins 8(31-l) .. 8(31-l)+7: lane 0 the top ones (as in
-    // warp_select_packed).
+    // Lane l owns bins 8(31-l) .. 8(31-l)+7: lane 0 the top ones. This scan
+    // is warp_select_packed's, line for line: a shared helper for it changed
+    // the kernels' SASS (register allocation), so it waits for a session
+    // that can time that on a GPU.
     const uint4 lo = bins4[2 * (31 - lane)];
     const uint4 hi = bins4[2 * (31 - lane) + 1];
     const uint32_t counts[8] = {hi.w, hi.z, hi.y, hi.x, lo.w, lo.z, lo.y, lo.x};  // descending

@@ -318,8 +318,6 @@ struct GpuResult {
                       c.want_indices ? r.indices.data() : nullptr, c.params.index_type);
 }
 
-/// Every test of this file: skips without a GPU, owns a non-default stream,
-/// reports forced-algorithm skips.
 /// A test shape: dtype, rows x cols, k, the input distribution and per-row options.
 struct Shape {
   DType dtype;
@@ -328,6 +326,8 @@ struct Shape {
   PerRow per_row;
 };
 
+/// Every test of this file: skips without a GPU, owns a non-default stream,
+/// reports forced-algorithm skips.
 class Gpu : public ::testing::Test {
  protected:
   void SetUp() override {
