@@ -57,6 +57,20 @@ static_assert(kRankPoolMax <= 64, "rank_small_pool holds two values per lane");
 // kRankPoolMax values remain at or above the cut, which are then ranked by
 // counting (instead of an exact select and a sort).
 constexpr bool kRankAfterSelect = FASTTOPK_TUNE_RPW_RANK_AFTER_SELECT != 0;
+#ifndef FASTTOPK_TUNE_RPW_BIN_RANK
+#define FASTTOPK_TUNE_RPW_BIN_RANK 1
+#endif
+// The end of a segment ranks its pool by bins (warp_rank_by_bins: one
+// histogram pass, no select, no sort): 0 never, 1 pools of more than
+// kRankPoolMax candidates (instead of select + counting rank, or select +
+// sort for k > 64), 2 every pool. Pools of more than kBinRankPoolMax, and
+// pools whose values crowd into a few bins, take the other ends. Measured
+// on the H100 (docs/perf-notes.md v35), 0 -> 1: 4096x2048 k64 fp32 19.45 ->
+// 15.89 µs, 4096x4096 k64 bf16 21.02 -> 17.55, 4096x3000 k100 bf16 32.89 ->
+// 24.13; 2 also takes the pools of <= 64, where counting is cheaper
+// (16384x1000 k8 fp32 30.37 -> 36.32 µs). The knob is for A/B timings.
+constexpr int kBinRank = FASTTOPK_TUNE_RPW_BIN_RANK;
+constexpr uint32_t kBinRankPoolMax = 256;
 #ifndef FASTTOPK_TUNE_RPW_SPECULATE
 #define FASTTOPK_TUNE_RPW_SPECULATE 1
 #endif
@@ -790,11 +804,15 @@ __device__ __forceinline__ void tile_group_maxima(const uint4 (&raw)[kVectors], 
  *  the segment (hit mask); if fewer than k elements entered (a guessed T
  *  was too high, or NaN under smallest), the segment takes the slow path:
  *  an exact select over the whole segment re-read from L1/L2.
- *  Finish. For k <= 64: the pool, or (when it holds more than 64) its <= 64
- *  values at or above a cut found by one or two radix passes, is ranked by
- *  counting (rank_small_pool) and every value of rank r < k goes straight
- *  to output slot r. For k > 64: cut the pool to its exact top k and
- *  bitonic-sort the winners in registers. Several segments per row: the
+ *  Finish. A pool of 65-256 candidates is ranked by bins (warp_rank_by_bins:
+ *  one histogram pass, each value's rank from its bin's offset and its
+ *  bin-mates) and every value of rank r < k goes straight to output slot r.
+ *  Otherwise (a smaller pool, a larger one, or one whose values crowd into a
+ *  few bins), for k <= 64: the pool, or (when it holds more than 64) its
+ *  <= 64 values at or above a cut found by one or two radix passes, is
+ *  ranked by counting (rank_small_pool), each value straight to its slot;
+ *  for k > 64: cut the pool to its exact top k and bitonic-sort the winners
+ *  in registers. Several segments per row: the
  *  sorted winners form the segment's list in the workspace; take a ticket
  *  of the row (an acquire-release atomic); the warp that takes the last
  *  ticket merges the row's lists and writes the row: by bitonic merges of
@@ -959,42 +977,66 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     }
     const Bits* row_in = static_cast<const Bits*>(q.input) + row * q.row_stride;
     const bool pooled = k > 0 && pool_count >= static_cast<uint32_t>(k);
-    if (pooled && (pool_count <= kRankPoolMax || (kRankAfterSelect && k <= kRankPoolMax))) {
-      // Rank by counting, each value straight to its slot: the whole pool
-      // when it is small, else the <= kRankPoolMax values at or above a cut
-      // that one or two radix passes find (no exact select, no sort).
-      uint64_t* ranked = scratch.pool;
-      uint32_t n = pool_count;
-      if (pool_count > kRankPoolMax) {
-        uint64_t cut;
-        n = warp_top_candidates(
-            scratch.histogram, pool_count, k, kRankPoolMax,
-            [&](uint32_t t) { return scratch.pool[t]; }, winners, cut);
-        ranked = winners;
+    bool ranked_by_bins = false;
+    if (kBinRank != 0 && pooled && pool_count <= kBinRankPoolMax &&
+        pool_count <= sizeof(scratch.stage) / sizeof(uint64_t) &&
+        (kBinRank == 2 || pool_count > kRankPoolMax)) {
+      // Each value of rank p < k straight to slot p (whole rows) or list entry p.
+      const auto emit = [&](uint32_t p, uint64_t v) {
+        if constexpr (kSplitRows) {
+          lists[item * q.k + p] = v;
+        } else {
+          write_output<Format>(q, row_in, row, p, v, true);
+        }
+      };
+      // The stage (free at the end of a segment) takes the pool grouped by bin.
+      ranked_by_bins =
+          warp_rank_by_bins<kBinRankPoolMax / 32>(scratch.histogram, scratch.pool, pool_count, k,
+                                                  reinterpret_cast<uint64_t*>(scratch.stage), emit);
+      if (ranked_by_bins && !kSplitRows) {
+        for (int64_t p = k + lane; p < q.k; p += 32)
+          write_output<Format>(q, row_in, row, p, 0, false);
       }
-      if constexpr (kSplitRows) {
-        rank_to_slots(ranked, n, k, [&](uint32_t p, uint64_t v) { lists[item * q.k + p] = v; });
+    }
+    if (!ranked_by_bins) {
+      if (pooled && (pool_count <= kRankPoolMax || (kRankAfterSelect && k <= kRankPoolMax))) {
+        // Rank by counting, each value straight to its slot: the whole pool
+        // when it is small, else the <= kRankPoolMax values at or above a cut
+        // that one or two radix passes find (no exact select, no sort).
+        uint64_t* ranked = scratch.pool;
+        uint32_t n = pool_count;
+        if (pool_count > kRankPoolMax) {
+          uint64_t cut;
+          n = warp_top_candidates(
+              scratch.histogram, pool_count, k, kRankPoolMax,
+              [&](uint32_t t) { return scratch.pool[t]; }, winners, cut);
+          ranked = winners;
+        }
+        if constexpr (kSplitRows) {
+          rank_to_slots(ranked, n, k, [&](uint32_t p, uint64_t v) { lists[item * q.k + p] = v; });
+        } else {
+          write_row_ranked<Format>(q, row_in, row, ranked, n, k);
+        }
       } else {
-        write_row_ranked<Format>(q, row_in, row, ranked, n, k);
-      }
-    } else {
-      if (pooled) {
-        warp_top_k_packed(
-            scratch.histogram, pool_count, k, [&](uint32_t t) { return scratch.pool[t]; }, winners);
-      } else if (k > 0) {
-        // Slow path: exact select over the whole segment, re-read from L1/L2.
-        warp_top_k_packed(
-            scratch.histogram, r.length, k,
-            [&](uint32_t i) {
-              return pack_key_index(rank_key<Format>(r.in[i], largest), r.begin + i);
-            },
-            winners);
-      }
-      __syncwarp();
-      if constexpr (kSplitRows) {
-        store_list(q.k, winners, k, lists + item * q.k);
-      } else {
-        write_row<Format>(q, row_in, row, winners, k);
+        if (pooled) {
+          warp_top_k_packed(
+              scratch.histogram, pool_count, k, [&](uint32_t t) { return scratch.pool[t]; },
+              winners);
+        } else if (k > 0) {
+          // Slow path: exact select over the whole segment, re-read from L1/L2.
+          warp_top_k_packed(
+              scratch.histogram, r.length, k,
+              [&](uint32_t i) {
+                return pack_key_index(rank_key<Format>(r.in[i], largest), r.begin + i);
+              },
+              winners);
+        }
+        __syncwarp();
+        if constexpr (kSplitRows) {
+          store_list(q.k, winners, k, lists + item * q.k);
+        } else {
+          write_row<Format>(q, row_in, row, winners, k);
+        }
       }
     }
     if constexpr (kSplitRows) {

@@ -394,6 +394,126 @@ __device__ __forceinline__ uint32_t warp_top_candidates(uint32_t* histogram, uin
   return taken;
 }
 
+/*
+ * The exact ranks of the top k of n unique packed values, by one histogram
+ * pass and no select or sort ("rank by bins"): calls emit(r, v) for every
+ * value v of pool[0 .. n) whose rank r (0 = the largest) is below k, one
+ * lane per value, and returns true. Or returns false, having emitted
+ * nothing, when more than kMaxBinMates values share a bin that is not wholly
+ * below rank k (few distinct keys, or an outlier that stretches the window);
+ * the caller then selects and ranks the usual way. pool is not modified.
+ *
+ * The window [min, max] of the values (four warp reductions, as in
+ * warp_select_packed_fitted) is cut into up to 256 equal bins, and every
+ * value is counted in its bin. A scan from the top bin down gives each bin
+ * its offset, the number of values in higher bins. The values are copied to
+ * `grouped` by bin (a second round of shared atomics hands out the slots of
+ * each bin, in any order), and a value's rank is
+ * its bin's offset plus the number of larger values among its bin-mates.
+ * Only the first k + kMaxBinMates positions of `grouped` can hold a value
+ * of rank < k. The order inside a bin depends on timing, the ranks do not:
+ * exact and deterministic.
+ * Why: at k = 64 a whole row's pool holds ~117 candidates, and the select
+ * that cut it to 64 (1.4 fitted passes and a compaction) plus the counting
+ * rank of the 64 (32 broadcast loads and 128 64-bit compares a lane) were
+ * a large part of the row (docs/perf-notes.md v35); this is one pass's
+ * shared-memory work plus about one bin-mate read a value.
+ * Requires 1 <= k <= n <= 32 * kPerLane < 65536; `histogram` holds 256
+ * counters (16-byte aligned), `grouped` n values; neither overlaps pool.
+ */
+template <int kPerLane, typename Emit>
+__device__ __forceinline__ bool warp_rank_by_bins(uint32_t* histogram, const uint64_t* pool,
+                                                  uint32_t n, uint32_t k, uint64_t* grouped,
+                                                  Emit&& emit) {
+  constexpr int kBits = 8;
+  constexpr uint32_t kMaxBinMates = 16;
+  const int lane = threadIdx.x & 31;
+  uint32_t key_min = ~0u, key_max = 0, low_min = ~0u, low_max = 0;
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    const uint32_t t = lane + 32 * j;
+    if (t < n) {
+      const uint64_t v = pool[t];
+      key_min = min(key_min, static_cast<uint32_t>(v >> 32));
+      key_max = max(key_max, static_cast<uint32_t>(v >> 32));
+      low_min = min(low_min, static_cast<uint32_t>(v));
+      low_max = max(low_max, static_cast<uint32_t>(v));
+    }
+  }
+  key_min = __reduce_min_sync(kFullWarp, key_min);
+  key_max = __reduce_max_sync(kFullWarp, key_max);
+  low_min = __reduce_min_sync(kFullWarp, low_min);
+  low_max = __reduce_max_sync(kFullWarp, low_max);
+  // Every value lies in [base, last]: its key is within the key range, and
+  // at either end of it its ~index half is within the halves' range.
+  const uint64_t base = static_cast<uint64_t>(key_min) << 32 | low_min;
+  const uint64_t last = static_cast<uint64_t>(key_max) << 32 | low_max;
+  const int shift = max(64 - __clzll(last - base) - kBits, 0);  // (last - base) >> shift < 256
+  const auto bin_of = [&](uint64_t v) { return static_cast<uint32_t>((v - base) >> shift); };
+  uint4* bins4 = reinterpret_cast<uint4*>(histogram);
+  bins4[2 * lane] = make_uint4(0, 0, 0, 0);
+  bins4[2 * lane + 1] = make_uint4(0, 0, 0, 0);
+  __syncwarp();
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    const uint32_t t = lane + 32 * j;
+    if (t < n) atomicAdd(&histogram[bin_of(pool[t])], 1u);
+  }
+  __syncwarp();
+  // Lane l owns bins 8(31-l) .. 8(31-l)+7, lane 0 the top ones (the selects'
+  // scan); each bin's counter becomes offset | count << 16.
+  const uint4 lo = bins4[2 * (31 - lane)];
+  const uint4 hi = bins4[2 * (31 - lane) + 1];
+  const uint32_t counts[8] = {hi.w, hi.z, hi.y, hi.x, lo.w, lo.z, lo.y, lo.x};  // descending
+  uint32_t lane_total = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) lane_total += counts[i];
+  uint32_t run = warp_inclusive_sum(lane_total) - lane_total;
+  uint32_t words[8];
+  bool crowded = false;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    words[i] = run | counts[i] << 16;
+    crowded |= counts[i] > kMaxBinMates && run < k;
+    run += counts[i];
+  }
+  if (__any_sync(kFullWarp, crowded)) {
+    __syncwarp();  // every lane has read the bins before the caller reuses them
+    return false;
+  }
+  bins4[2 * (31 - lane)] = make_uint4(words[7], words[6], words[5], words[4]);
+  bins4[2 * (31 - lane) + 1] = make_uint4(words[3], words[2], words[1], words[0]);
+  __syncwarp();
+  // Each value's position: its bin's offset plus a slot in the bin, counted
+  // on the offset half (which ends as offset + count).
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    const uint32_t t = lane + 32 * j;
+    if (t < n) {
+      const uint64_t v = pool[t];
+      grouped[atomicAdd(&histogram[bin_of(v)], 1u) & 0xffffu] = v;
+    }
+  }
+  __syncwarp();
+  // A value of rank < k sits in a bin with offset < k, so at a position
+  // below k + kMaxBinMates.
+  const uint32_t positions = min(n, k + kMaxBinMates);
+  for (uint32_t p = lane; p < positions; p += 32) {
+    const uint64_t v = grouped[p];
+    const uint32_t word = histogram[bin_of(v)];
+    const uint32_t mates = word >> 16;  // including v, which is not larger
+    const uint32_t offset = (word & 0xffffu) - mates;
+    if (offset < k) {
+      uint32_t rank = offset;
+      if (mates > 1) {
+        for (uint32_t m = 0; m < mates; ++m) rank += grouped[offset + m] > v ? 1u : 0u;
+      }
+      if (rank < k) emit(rank, v);
+    }
+  }
+  return true;
+}
+
 /// The exact top k of `count` unique packed values: writes the values >= the
 /// k-th largest to dest[0 .. min(k, count)) in no particular order and
 /// returns that cut (0 when count <= k, i.e. every value is kept). The
