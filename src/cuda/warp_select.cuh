@@ -428,6 +428,10 @@ __device__ __forceinline__ bool warp_rank_by_bins(uint32_t* histogram, const uin
   constexpr int kBits = 8;
   constexpr uint32_t kMaxBinMates = 16;
   const int lane = threadIdx.x & 31;
+  // The window and, below, the scan of the bins are warp_select_packed_
+  // fitted's, written out again: a shared helper in the form this loop
+  // needs changed the kernels' SASS (checked 2026-12-07), which only a GPU
+  // A/B can clear.
   uint32_t key_min = ~0u, key_max = 0, low_min = ~0u, low_max = 0;
 #pragma unroll
   for (int j = 0; j < kPerLane; ++j) {
