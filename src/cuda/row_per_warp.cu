@@ -350,6 +350,17 @@ __device__ __forceinline__ void write_row(const Problem& q, const typename Forma
   });
 }
 
+/// Writes the sentinels of output slots k_row .. q.k of the row (a per-row k
+/// below the problem's k).
+template <typename Format>
+__device__ __forceinline__ void write_sentinels(const Problem& q,
+                                                const typename Format::Bits* row_in, int64_t row,
+                                                int k_row) {
+  const int lane = threadIdx.x & 31;
+  for (int64_t p = k_row + lane; p < q.k; p += 32)
+    write_output<Format>(q, row_in, row, p, 0, false);
+}
+
 /// Ranks values[0 .. n) (n <= 64, a superset of the row's top k_row) by
 /// counting and writes output slots 0 .. q.k of the row: the value of rank p
 /// < k_row to slot p, sentinels after k_row. The counting counterpart of
@@ -358,11 +369,9 @@ template <typename Format>
 __device__ __forceinline__ void write_row_ranked(const Problem& q,
                                                  const typename Format::Bits* row_in, int64_t row,
                                                  uint64_t* values, uint32_t n, int k_row) {
-  const int lane = threadIdx.x & 31;
   rank_to_slots(values, n, k_row,
                 [&](uint32_t p, uint64_t v) { write_output<Format>(q, row_in, row, p, v, true); });
-  for (int64_t p = k_row + lane; p < q.k; p += 32)
-    write_output<Format>(q, row_in, row, p, 0, false);
+  write_sentinels<Format>(q, row_in, row, k_row);
 }
 
 /// Sorts a segment's k winners and stores them, descending, to list[0 .. k).
@@ -993,10 +1002,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       ranked_by_bins =
           warp_rank_by_bins<kBinRankPoolMax / 32>(scratch.histogram, scratch.pool, pool_count, k,
                                                   reinterpret_cast<uint64_t*>(scratch.stage), emit);
-      if (ranked_by_bins && !kSplitRows) {
-        for (int64_t p = k + lane; p < q.k; p += 32)
-          write_output<Format>(q, row_in, row, p, 0, false);
-      }
+      if (ranked_by_bins && !kSplitRows) write_sentinels<Format>(q, row_in, row, k);
     }
     if (!ranked_by_bins) {
       if (pooled && (pool_count <= kRankPoolMax || (kRankAfterSelect && k <= kRankPoolMax))) {
