@@ -60,6 +60,9 @@ constexpr bool kRankAfterSelect = FASTTOPK_TUNE_RPW_RANK_AFTER_SELECT != 0;
 #ifndef FASTTOPK_TUNE_RPW_BIN_RANK
 #define FASTTOPK_TUNE_RPW_BIN_RANK 1
 #endif
+#ifndef FASTTOPK_TUNE_RPW_BIN_RANK_POOL
+#define FASTTOPK_TUNE_RPW_BIN_RANK_POOL 512
+#endif
 // The end of a segment ranks its pool by bins (warp_rank_by_bins: one
 // histogram pass, no select, no sort): 0 never, 1 pools of more than
 // kRankPoolMax candidates (instead of select + counting rank, or select +
@@ -69,8 +72,11 @@ constexpr bool kRankAfterSelect = FASTTOPK_TUNE_RPW_RANK_AFTER_SELECT != 0;
 // 15.89 µs, 4096x4096 k64 bf16 21.02 -> 17.55, 4096x3000 k100 bf16 32.89 ->
 // 24.13; 2 also takes the pools of <= 64, where counting is cheaper
 // (16384x1000 k8 fp32 30.37 -> 36.32 µs). The knob is for A/B timings.
+// Pools of 257-512 candidates went from the select to bins in v35b
+// (FASTTOPK_TUNE_RPW_BIN_RANK_POOL 256 -> 512): 2048x4096 k128 fp16 15.41 ->
+// 12.75 µs, 256x151936 k50 bf16 segments 38.47 -> 37.59, no shape slower.
 constexpr int kBinRank = FASTTOPK_TUNE_RPW_BIN_RANK;
-constexpr uint32_t kBinRankPoolMax = 256;
+constexpr uint32_t kBinRankPoolMax = FASTTOPK_TUNE_RPW_BIN_RANK_POOL;
 #ifndef FASTTOPK_TUNE_RPW_SPECULATE
 #define FASTTOPK_TUNE_RPW_SPECULATE 1
 #endif
@@ -999,9 +1005,8 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
         }
       };
       // The stage (free at the end of a segment) takes the pool grouped by bin.
-      ranked_by_bins =
-          warp_rank_by_bins<kBinRankPoolMax / 32>(scratch.histogram, scratch.pool, pool_count, k,
-                                                  reinterpret_cast<uint64_t*>(scratch.stage), emit);
+      ranked_by_bins = warp_rank_by_bins(scratch.histogram, scratch.pool, pool_count, k,
+                                         reinterpret_cast<uint64_t*>(scratch.stage), emit);
       if (ranked_by_bins && !kSplitRows) write_sentinels<Format>(q, row_in, row, k);
     }
     if (!ranked_by_bins) {

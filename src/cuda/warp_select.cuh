@@ -238,6 +238,35 @@ __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint
   return prefix;
 }
 
+/// The window [base, last] of a set of packed values as four warp
+/// reductions tell it: (smallest key, smallest ~index half) .. (largest key,
+/// largest ~index half). Every value lies in it: its key is within the key
+/// range, and at either end of that range its ~index half is within the
+/// halves' range. `for_each(f)` calls f(value, in) as for the selects.
+struct PackedWindow {
+  uint64_t base, last;
+  uint32_t low_min, low_max;  // the ~index halves' range
+};
+
+template <typename ForEach>
+__device__ __forceinline__ PackedWindow warp_packed_window(ForEach&& for_each) {
+  uint32_t key_min = ~0u, key_max = 0, low_min = ~0u, low_max = 0;
+  for_each([&](uint64_t v, bool in) {
+    if (in) {
+      key_min = min(key_min, static_cast<uint32_t>(v >> 32));
+      key_max = max(key_max, static_cast<uint32_t>(v >> 32));
+      low_min = min(low_min, static_cast<uint32_t>(v));
+      low_max = max(low_max, static_cast<uint32_t>(v));
+    }
+  });
+  key_min = __reduce_min_sync(kFullWarp, key_min);
+  key_max = __reduce_max_sync(kFullWarp, key_max);
+  low_min = __reduce_min_sync(kFullWarp, low_min);
+  low_max = __reduce_max_sync(kFullWarp, low_max);
+  return PackedWindow{static_cast<uint64_t>(key_min) << 32 | low_min,
+                      static_cast<uint64_t>(key_max) << 32 | low_max, low_min, low_max};
+}
+
 /*
  * The same contract as warp_select_packed, with windows fitted to the values
  * instead of aligned digits. Each pass bins a window [base, last] of packed
@@ -265,21 +294,11 @@ __device__ __forceinline__ uint64_t warp_select_packed_fitted(uint32_t* histogra
                                                               uint32_t enough, ForEach&& for_each) {
   constexpr int kBits = 8;
   const int lane = threadIdx.x & 31;
-  uint32_t key_min = ~0u, key_max = 0, low_min = ~0u, low_max = 0;
-  for_each([&](uint64_t v, bool in) {
-    if (in) {
-      key_min = min(key_min, static_cast<uint32_t>(v >> 32));
-      key_max = max(key_max, static_cast<uint32_t>(v >> 32));
-      low_min = min(low_min, static_cast<uint32_t>(v));
-      low_max = max(low_max, static_cast<uint32_t>(v));
-    }
-  });
-  key_min = __reduce_min_sync(kFullWarp, key_min);
-  key_max = __reduce_max_sync(kFullWarp, key_max);
-  low_min = __reduce_min_sync(kFullWarp, low_min);
-  low_max = __reduce_max_sync(kFullWarp, low_max);
-  uint64_t base = static_cast<uint64_t>(key_min) << 32 | low_min;
-  uint64_t last = static_cast<uint64_t>(key_max) << 32 | low_max;
+  const PackedWindow window = warp_packed_window(for_each);
+  uint64_t base = window.base;
+  uint64_t last = window.last;
+  const uint32_t low_min = window.low_min;
+  const uint32_t low_max = window.low_max;
   uint4* bins4 = reinterpret_cast<uint4*>(histogram);
   uint32_t remaining = k;
 #pragma unroll 1
@@ -403,7 +422,7 @@ __device__ __forceinline__ uint32_t warp_top_candidates(uint32_t* histogram, uin
  * below rank k (few distinct keys, or an outlier that stretches the window);
  * the caller then selects and ranks the usual way. pool is not modified.
  *
- * The window [min, max] of the values (four warp reductions, as in
+ * The window [min, max] of the values (warp_packed_window, as in
  * warp_select_packed_fitted) is cut into up to 256 equal bins, and every
  * value is counted in its bin. A scan from the top bin down gives each bin
  * its offset, the number of values in higher bins. The values are copied to
@@ -418,51 +437,31 @@ __device__ __forceinline__ uint32_t warp_top_candidates(uint32_t* histogram, uin
  * rank of the 64 (32 broadcast loads and 128 64-bit compares a lane) were
  * a large part of the row (docs/perf-notes.md v35); this is one pass's
  * shared-memory work plus about one bin-mate read a value.
- * Requires 1 <= k <= n <= 32 * kPerLane < 65536; `histogram` holds 256
+ * Requires 1 <= k <= n < 65536; `histogram` holds 256
  * counters (16-byte aligned), `grouped` n values; neither overlaps pool.
  */
-template <int kPerLane, typename Emit>
+template <typename Emit>
 __device__ __forceinline__ bool warp_rank_by_bins(uint32_t* histogram, const uint64_t* pool,
                                                   uint32_t n, uint32_t k, uint64_t* grouped,
                                                   Emit&& emit) {
   constexpr int kBits = 8;
   constexpr uint32_t kMaxBinMates = 16;
   const int lane = threadIdx.x & 31;
-  // The window and, below, the scan of the bins are warp_select_packed_
-  // fitted's, written out again: a shared helper in the form this loop
-  // needs changed the kernels' SASS (checked 2026-12-07), which only a GPU
-  // A/B can clear.
-  uint32_t key_min = ~0u, key_max = 0, low_min = ~0u, low_max = 0;
-#pragma unroll
-  for (int j = 0; j < kPerLane; ++j) {
-    const uint32_t t = lane + 32 * j;
-    if (t < n) {
-      const uint64_t v = pool[t];
-      key_min = min(key_min, static_cast<uint32_t>(v >> 32));
-      key_max = max(key_max, static_cast<uint32_t>(v >> 32));
-      low_min = min(low_min, static_cast<uint32_t>(v));
-      low_max = max(low_max, static_cast<uint32_t>(v));
+  const PackedWindow window = warp_packed_window([&](auto&& f) {
+    for (uint32_t t0 = 0; t0 < n; t0 += 32) {
+      const uint32_t t = t0 + lane;
+      f(t < n ? pool[t] : 0ull, t < n);
     }
-  }
-  key_min = __reduce_min_sync(kFullWarp, key_min);
-  key_max = __reduce_max_sync(kFullWarp, key_max);
-  low_min = __reduce_min_sync(kFullWarp, low_min);
-  low_max = __reduce_max_sync(kFullWarp, low_max);
-  // Every value lies in [base, last]: its key is within the key range, and
-  // at either end of it its ~index half is within the halves' range.
-  const uint64_t base = static_cast<uint64_t>(key_min) << 32 | low_min;
-  const uint64_t last = static_cast<uint64_t>(key_max) << 32 | low_max;
+  });
+  const uint64_t base = window.base;
+  const uint64_t last = window.last;
   const int shift = max(64 - __clzll(last - base) - kBits, 0);  // (last - base) >> shift < 256
   const auto bin_of = [&](uint64_t v) { return static_cast<uint32_t>((v - base) >> shift); };
   uint4* bins4 = reinterpret_cast<uint4*>(histogram);
   bins4[2 * lane] = make_uint4(0, 0, 0, 0);
   bins4[2 * lane + 1] = make_uint4(0, 0, 0, 0);
   __syncwarp();
-#pragma unroll
-  for (int j = 0; j < kPerLane; ++j) {
-    const uint32_t t = lane + 32 * j;
-    if (t < n) atomicAdd(&histogram[bin_of(pool[t])], 1u);
-  }
+  for (uint32_t t = lane; t < n; t += 32) atomicAdd(&histogram[bin_of(pool[t])], 1u);
   __syncwarp();
   // Lane l owns bins 8(31-l) .. 8(31-l)+7, lane 0 the top ones (the selects'
   // scan); each bin's counter becomes offset | count << 16.
@@ -490,13 +489,9 @@ __device__ __forceinline__ bool warp_rank_by_bins(uint32_t* histogram, const uin
   __syncwarp();
   // Each value's position: its bin's offset plus a slot in the bin, counted
   // on the offset half (which ends as offset + count).
-#pragma unroll
-  for (int j = 0; j < kPerLane; ++j) {
-    const uint32_t t = lane + 32 * j;
-    if (t < n) {
-      const uint64_t v = pool[t];
-      grouped[atomicAdd(&histogram[bin_of(v)], 1u) & 0xffffu] = v;
-    }
+  for (uint32_t t = lane; t < n; t += 32) {
+    const uint64_t v = pool[t];
+    grouped[atomicAdd(&histogram[bin_of(v)], 1u) & 0xffffu] = v;
   }
   __syncwarp();
   // A value of rank < k sits in a bin with offset < k, so at a position
