@@ -74,7 +74,8 @@ struct AutoRule {
 //    cluster rules above do not apply or the cluster rejects the shape, and
 //    for k > 64 on long rows; row_per_cta (= split_row with one split) for the
 //    rest up to 16384 columns; block_per_row takes what nothing else can
-//    (k > 2048, rows too long for split_row's candidate budget).
+//    (k > 2048; since v36 split_row streams chunks of any length, so no row
+//    is too long for it).
 constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, 512, -1, -1, -1, 64},
     {Algorithm::kRowPerWarp, -1, -1, -1, 2048, 64},

@@ -20,6 +20,13 @@
 // does both phases without the workspace round trip: this is the
 // "row_per_cta" family for many short rows.
 //
+// Chunks of more than kStreamMinChunk elements are not held on chip: phase A
+// streams them through registers and keeps only candidates above a rising
+// floor, the k-th largest value read so far (stream_chunk_candidates). A
+// chunk then has no length limit, so many long rows take one CTA each and
+// phase A's exact select runs over a few thousand candidates instead of the
+// whole chunk.
+//
 // The per-row tickets are zeroed in the same call by a small kernel before
 // this one (RowHandoff::reset), so no state survives between calls; this
 // kernel is a programmatic dependent of it and waits for it only before its
@@ -72,7 +79,35 @@ constexpr int kMaxChunk = 16384;  // keys kept on chip by phase A (64 KB)
 // elements, the 151k-262k vocabularies that split_row served at up to 2.2x the
 // time (docs/perf-notes.md v13).
 constexpr int kMaxClusterChunk = 32768;
-constexpr int kMaxCandidates = 24576;               // packed values phase B holds (192 KB)
+constexpr int kMaxCandidates = 24576;  // packed values phase B holds (192 KB)
+// Chunks longer than this stream through registers instead of being held on
+// chip (stream_chunk_candidates): a chunk then has no length limit, so many
+// long rows take one CTA each (1024 x 128256 k1024 bf16 ran 8 CTAs a row,
+// each an exact select over 16,384 keys: 703 µs, 12% of the copy
+// bandwidth; docs/perf-notes.md v36). The knob exists for sweeps and for
+// tests (1 streams every chunk).
+#ifndef FASTTOPK_TUNE_STREAM_MIN_CHUNK
+#define FASTTOPK_TUNE_STREAM_MIN_CHUNK 16384
+#endif
+constexpr int kStreamMinChunk = FASTTOPK_TUNE_STREAM_MIN_CHUNK;
+// ... but only where a chunk holds at least this many times k elements, if
+// the chunks fit on chip otherwise: 512x32768 k2048 fp32 (a ratio of 16) took
+// 164 µs streamed against 149 in two chunks on chip, where ratios of 64
+// gained 1.6-2.4x (docs/perf-notes.md v36).
+#ifndef FASTTOPK_TUNE_STREAM_MIN_RATIO
+#define FASTTOPK_TUNE_STREAM_MIN_RATIO 32
+#endif
+constexpr int64_t kStreamMinRatio = FASTTOPK_TUNE_STREAM_MIN_RATIO;
+// Vectors of 16 bytes each thread loads per tile when phase A streams: 8
+// elements a thread for every dtype (two fp32 vectors, one 16-bit vector).
+template <typename Format>
+constexpr int stream_vectors() {
+  return sizeof(typename Format::Bits) == 4 ? 2 : 1;
+}
+constexpr int kStreamPerThread = 8;  // elements a thread admits per tile
+// Elements per tile of a streaming phase A with `threads` threads.
+constexpr int64_t stream_tile(int64_t threads) { return threads * kStreamPerThread; }
+
 constexpr int kMinChunk = FASTTOPK_TUNE_MIN_CHUNK;  // below this a CTA is mostly overhead
 constexpr int kCtasPerSmTarget = 2;                 // grid size goal for few rows
 #ifndef FASTTOPK_TUNE_CLUSTER_CTAS
@@ -126,6 +161,7 @@ struct SplitPlan {
   int sort_offset;       // bytes from the start of dynamic smem to the sort buffer
   int histogram_offset;  // bytes to the key histogram (rank or distributed plans), or -1: none
   int set_capacity;      // distributed plans: room for a chunk's candidate set; 0: other plans
+  int stream_capacity;   // streaming phase A: candidate buffer entries; 0: the chunk on chip
   std::size_t shared_bytes;
 };
 
@@ -172,9 +208,16 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
   // that every chunk of an aligned row starts aligned.
   int64_t chunk = ceil_div(std::max<int64_t>(q.cols, 1), splits);
   if (splits > 1) chunk = ceil_div(chunk, 8) * 8;
-  if (chunk > max_chunk) return false;
+  const bool streaming = handoff == Handoff::kTickets && chunk > kStreamMinChunk;
+  if (chunk > max_chunk && !streaming) return false;
   plan->splits = static_cast<int>(splits);
   plan->chunk = static_cast<int>(chunk);
+  // Streaming: room for the k kept, a tile's admissions and a slack of
+  // max(k, tile) admissions between two selects (stream_chunk_candidates).
+  const int64_t k_chunk = std::min<int64_t>(q.k, chunk);
+  const int64_t tile = stream_tile(splits > 1 ? kSplitThreads : kRowThreads);
+  plan->stream_capacity =
+      streaming ? static_cast<int>(k_chunk + tile + std::max<int64_t>(k_chunk, tile)) : 0;
   plan->slots = static_cast<int>(std::min<int64_t>(
       chunk, handoff == Handoff::kCluster && q.k <= kPrefilterMaxK ? prefilter_slots(q.k) : q.k));
   // The candidate budget (slots >= min(k, chunk), so this also bounds the
@@ -205,8 +248,9 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
     pool_entries = std::max(pool_entries, 2 * capacity);
   }
   const std::size_t phase_a =
-      std::max(static_cast<std::size_t>(chunk) * sizeof(uint32_t),
-               histogram ? std::size_t{kRankMax} * sizeof(uint64_t) : std::size_t{0});
+      streaming ? static_cast<std::size_t>(plan->stream_capacity) * sizeof(uint64_t)
+                : std::max(static_cast<std::size_t>(chunk) * sizeof(uint32_t),
+                           histogram ? std::size_t{kRankMax} * sizeof(uint64_t) : std::size_t{0});
   const std::size_t phase_b =
       splits > 1 ? static_cast<std::size_t>(pool_entries) * sizeof(uint64_t) : 0;
   const std::size_t pool_offset = handoff == Handoff::kCluster ? align_up(phase_a, 16) : 0;
@@ -267,11 +311,22 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
   }
   int64_t splits = forced_splits;
   if (splits <= 0) {
+    // Enough CTAs for kCtasPerSmTarget per SM, chunks of kMinChunk at least,
+    // and the largest split count within the candidate budget (monotone in
+    // splits). Chunks of more than kStreamMinChunk stream, so no row is too
+    // long (before streaming, a row needed ceil(cols / kMaxChunk) chunks).
     const int64_t fill = std::max<int64_t>(1, device.sm_count * kCtasPerSmTarget / q.rows);
     splits = std::min<int64_t>(fill, std::max<int64_t>(1, q.cols / kMinChunk));
-    // Largest split count within the candidate budget (monotone in splits).
-    while (splits > min_splits && candidates_for(q, splits) > kMaxCandidates) --splits;
-    splits = std::max(splits, min_splits);
+    while (splits > 1 && candidates_for(q, splits) > kMaxCandidates) --splits;
+    // Streaming pays where a chunk is long against k (few selects over the
+    // buffer); below kStreamMinRatio, or with streaming tuned off for chunks
+    // beyond kMaxChunk, the chunks are held on chip if that fits the budget.
+    const int64_t chunk = ceil_div(q.cols, splits);
+    const int64_t on_chip = std::max(splits, ceil_div(q.cols, kMaxChunk));
+    if ((kStreamMinChunk > kMaxChunk || chunk < kStreamMinRatio * std::min<int64_t>(q.k, chunk)) &&
+        candidates_for(q, on_chip) <= kMaxCandidates) {
+      splits = on_chip;
+    }
   }
   return fill_plan(q, device, splits, handoff, plan);
 }
@@ -345,6 +400,156 @@ __device__ __forceinline__ uint32_t load_chunk_keys(const typename Format::Bits*
     largest_key = max(largest_key, keys[tail_begin + t]);
   }
   return largest_key;
+}
+
+/*
+ * Phase A for a chunk too long to keep on chip (plan.stream_capacity > 0:
+ * split_row's chunks of more than kStreamMinChunk elements). The chunk
+ * streams through registers a tile at a time (kStreamPerThread elements a
+ * thread as 16-byte vectors, the next tile's loads in flight while this one
+ * is filtered), and only candidates stay in shared memory.
+ *
+ * Invariant after every tile: cand[0 .. count) holds exactly the elements
+ * read so far whose packed value is >= floor, where floor is 0 (every real
+ * element: its packed value has bit 31 set) or the k_chunk-th largest
+ * packed value among the elements read when it was set. When the next tile
+ * could overflow the buffer (count > capacity - tile), a block select finds
+ * the k_chunk-th largest candidate P, the k_chunk candidates >= P are kept
+ * (compacted through `scratch`, which holds >= k_chunk values) and floor
+ * becomes P. The chunk's own k_chunk-th largest value is >= P, so no element
+ * of its top k_chunk is ever dropped: at the end cand[0 .. count) holds a
+ * superset of it with count >= k_chunk, which the caller selects from. Which
+ * values end in cand does not depend on timing or atomic order (only their
+ * order in it does), so the result stays deterministic.
+ *
+ * Why it pays on long rows: after n elements a new element enters the
+ * running top k with probability ~k / n on unordered data, so a chunk of N
+ * elements admits ~k ln(N / n0) candidates after the first select at n0;
+ * with a slack of capacity - tile - k >= k that is a few selects over a
+ * buffer of a few thousand values per chunk, instead of an exact select over
+ * every element (the on-chip path). Sorted rows (every element a new
+ * maximum) admit whole tiles and select every tile or two: correct, slower.
+ *
+ * Tile admissions count into one of three counters in turn (added[tile % 3]):
+ * every thread reads its tile's counter after the tile's barrier, and thread
+ * 0 zeroes the counter of the tile after next while no thread can still read
+ * it or add to it yet, so the decision to select is uniform with one barrier
+ * per tile. Returns count; all threads call this; 1 <= k_chunk <= length,
+ * k_chunk + tile <= capacity, kThreads >= 256.
+ */
+template <typename Format, int kThreads>
+__device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bits* in, int begin,
+                                                       int length, int k_chunk, bool largest,
+                                                       int capacity, int index_bits, uint64_t* cand,
+                                                       uint64_t* scratch,
+                                                       PackedSelectShared& select, uint32_t* added,
+                                                       uint32_t& compact_count) {
+  using Bits = typename Format::Bits;
+  constexpr int kVec = 16 / sizeof(Bits);
+  constexpr int kVectors = stream_vectors<Format>();
+  static_assert(kVectors * kVec == kStreamPerThread, "a tile is kStreamPerThread per thread");
+  constexpr int kTile = static_cast<int>(stream_tile(kThreads));
+  constexpr int kStep = kThreads * kVectors;  // vectors per tile
+  const int t = static_cast<int>(threadIdx.x);
+  const int lane = t & 31;
+  const Bits* first = in + begin;
+  const int misalignment = static_cast<int>(reinterpret_cast<uintptr_t>(first) % 16);
+  const int head = min(length, misalignment == 0 ? 0 : (16 - misalignment) / int{sizeof(Bits)});
+  const int vectors = (length - head) / kVec;
+  const int tail_begin = head + vectors * kVec;
+  const uint4* body = reinterpret_cast<const uint4*>(first + head);
+  if (t < 3) added[t] = 0;
+  __syncthreads();
+
+  // Appends this thread's passing values (bit i of `pass`: value[i]) at
+  // count + their rank among the tile's: one atomic per warp.
+  auto admit = [&](const uint64_t(&value)[kStreamPerThread], uint32_t pass, int count,
+                   uint32_t* counter) {
+    const uint32_t n = __popc(pass);
+    if (!__any_sync(kFullWarp, n != 0)) return;
+    const uint32_t inclusive = warp_inclusive_sum(n);
+    uint32_t warp_first = 0;
+    if (lane == 31) warp_first = atomicAdd(counter, inclusive);
+    uint32_t slot = count + __shfl_sync(kFullWarp, warp_first, 31) + inclusive - n;
+#pragma unroll
+    for (int i = 0; i < kStreamPerThread; ++i) {
+      if (pass >> i & 1u) cand[slot++] = value[i];
+    }
+  };
+
+  uint4 next[kVectors] = {};
+  auto load = [&](int base) {
+#pragma unroll
+    for (int u = 0; u < kVectors; ++u) {
+      const int v = base + u * kThreads + t;
+      if (v < vectors) next[u] = __ldg(body + v);
+    }
+  };
+  load(0);
+  uint64_t floor = 0;
+  int count = 0;  // candidates in cand: uniform
+  int turn = 0;   // the tile's counter: tile % 3
+#pragma unroll 1
+  for (int base = 0; base < vectors; base += kStep) {
+    uint4 raw[kVectors];
+#pragma unroll
+    for (int u = 0; u < kVectors; ++u) raw[u] = next[u];
+    if (base + kStep < vectors) load(base + kStep);
+    uint64_t value[kStreamPerThread];
+    uint32_t pass = 0;
+#pragma unroll
+    for (int u = 0; u < kVectors; ++u) {
+      const int v = base + u * kThreads + t;
+      union {
+        uint4 v;
+        Bits b[kVec];
+      } part;
+      part.v = raw[u];
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) {
+        const int i = u * kVec + e;
+        value[i] =
+            pack_key_index(rank_key<Format>(part.b[e], largest), begin + head + v * kVec + e);
+        if (v < vectors && value[i] >= floor) pass |= 1u << i;
+      }
+    }
+    admit(value, pass, count, &added[turn]);
+    __syncthreads();
+    count += static_cast<int>(added[turn]);
+    if (t == 0) added[turn == 0 ? 2 : turn - 1] = 0;  // the tile after next's
+    turn = turn == 2 ? 0 : turn + 1;
+    if (count > capacity - kTile) {  // uniform
+      // The next tile could overflow the buffer: keep the top k_chunk.
+      if (t == 0) compact_count = 0;  // ordered by the select's first barrier
+      const uint64_t cut = block_select_packed<Format::kKeyBits, kThreads>(
+          select, count, k_chunk, index_bits, [&](int i) { return cand[i]; });
+      for (int i = t; i < count; i += kThreads) {
+        const uint64_t v = cand[i];
+        if (v >= cut) scratch[atomicAdd(&compact_count, 1u)] = v;
+      }
+      __syncthreads();
+      for (int i = t; i < k_chunk; i += kThreads) cand[i] = scratch[i];
+      count = k_chunk;
+      floor = cut;
+      __syncthreads();
+    }
+  }
+  // The unaligned head and the tail (< 2 kVec elements): count <= capacity -
+  // kTile here, so they fit.
+  uint64_t value[kStreamPerThread] = {};
+  uint32_t pass = 0;
+  if (t < head) {
+    value[0] = pack_key_index(rank_key<Format>(first[t], largest), begin + t);
+    pass |= value[0] >= floor ? 1u : 0u;
+  }
+  if (tail_begin + t < length) {
+    value[1] =
+        pack_key_index(rank_key<Format>(first[tail_begin + t], largest), begin + tail_begin + t);
+    pass |= value[1] >= floor ? 2u : 0u;
+  }
+  admit(value, pass, count, &added[turn]);
+  __syncthreads();
+  return count + static_cast<int>(added[turn]);
 }
 
 // Thread-block cluster primitives (PTX; sm_90+). The barrier is split: an
@@ -874,11 +1079,14 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
 }
 
 /*
- * Grid (rows, splits), kThreads threads (kSplitThreads, or kRowThreads when
- * splits == 1). Dynamic shared memory:
- *   [ keys: chunk keys as uint32 ]      (tickets: keys and pool share the region)
+ * Grid (rows, splits), kThreads = plan.threads threads (kSplitThreads, or
+ * kRowThreads for one split unless it streams with k > kStreamWideK).
+ * Dynamic shared memory:
+ *   [ keys: chunk keys as uint32 ]      (tickets: keys and pool share the region;
+ *     streaming plans: the candidate buffer, stream_capacity packed uint64)
  *   [ pool: splits*slots packed uint64 ]
- *   [ sort buffer: sort_capacity packed uint64 ]
+ *   [ sort buffer: sort_capacity packed uint64 ] (streaming: also the
+ *     compaction scratch)
  * Invariants (tickets): candidates[(row*splits + c)*slots + 0 .. k_c) hold
  * chunk c's exact top k_c packed values once chunk c's CTA has taken its
  * ticket; tickets[row] counts CTAs of the row that have finished phase A.
@@ -950,7 +1158,22 @@ __global__ void __launch_bounds__(kThreads)
   const int length = max(0, min(plan.chunk, shape.length - begin));
   const int k_chunk = min(shape.k, length);
   const bool largest = q.largest;
-  const uint32_t loaded_max = load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
+  // Where phase A's winners come from: the chunk's keys on chip, or (long
+  // chunks, ticket plans) the candidates that streaming kept.
+  uint64_t* streamed = nullptr;
+  int source_count = length;
+  uint32_t loaded_max = 0;
+  if (!kCluster && plan.stream_capacity > 0) {
+    __shared__ uint32_t stream_added[3];
+    streamed = keys64;
+    source_count =
+        k_chunk == 0 ? 0
+                     : stream_chunk_candidates<Format, kThreads>(
+                           in, begin, length, k_chunk, largest, plan.stream_capacity,
+                           plan.index_bits, streamed, sorted, select, stream_added, compact_count);
+  } else {
+    loaded_max = load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
+  }
   if (threadIdx.x == 0) compact_count = 0;
   if constexpr (distributed) {
     __syncthreads();  // keys stored, histogram zeroed, compact_count reset
@@ -968,7 +1191,9 @@ __global__ void __launch_bounds__(kThreads)
                             k_chunk <= kPrefilterMaxK;
   if (!prefiltering) __syncthreads();
   probe.mark();  // 2: chunk loaded (stored, when the pre-filter follows)
-  auto chunk_value = [&](int i) { return pack_key_index(keys[i], begin + i); };
+  auto chunk_value = [&](int i) {
+    return streamed != nullptr ? streamed[i] : pack_key_index(keys[i], begin + i);
+  };
   uint64_t threshold = 0;                             // the values >= threshold go on
   uint32_t passing = static_cast<uint32_t>(k_chunk);  // how many they are
   // The pre-filter counts its passing values per thread anyway, so a block
@@ -977,7 +1202,7 @@ __global__ void __launch_bounds__(kThreads)
   // slower on split_row and k = 2048).
   bool by_prefix_sum = false;
   uint32_t slot = 0;
-  if (k_chunk > 0 && k_chunk < length) {
+  if (k_chunk > 0 && k_chunk < source_count) {
     if constexpr (kCluster) {
       if (prefiltering) {
         const bool ranked_first = k_chunk <= kRankedFirstMaxK;
@@ -1006,7 +1231,7 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     if (!by_prefix_sum) {
-      threshold = block_select_packed<Format::kKeyBits, kThreads>(select, length, k_chunk,
+      threshold = block_select_packed<Format::kKeyBits, kThreads>(select, source_count, k_chunk,
                                                                   plan.index_bits, chunk_value);
     }
   }
@@ -1023,7 +1248,7 @@ __global__ void __launch_bounds__(kThreads)
     winners = candidates + (row * plan.splits + split) * int64_t{plan.slots};
   }
   if (k_chunk > 0) {
-    for (int i = threadIdx.x; i < length; i += kThreads) {
+    for (int i = threadIdx.x; i < source_count; i += kThreads) {
       const uint64_t v = chunk_value(i);
       if (v >= threshold) winners[by_prefix_sum ? slot++ : atomicAdd(&compact_count, 1u)] = v;
     }
@@ -1120,7 +1345,7 @@ const char* rejects_split(const Problem& q, const DeviceFacts& device) {
   if (q.k > kMaxK) return "k > 2048";
   SplitPlan plan{};
   if (!make_plan(q, device, 0, Handoff::kTickets, &plan)) {
-    return "the row is too long for this k (candidate budget)";
+    return "the plan does not fit (candidate budget or shared memory)";
   }
   return nullptr;
 }

@@ -678,6 +678,50 @@ void Gpu::check_shapes(const std::vector<Shape>& shapes) {
 }
 
 // ---------------------------------------------------------------------------
+// split_row's streaming phase A (chunks of more than 16,384 elements: many
+// long rows take one CTA each, 33-132 rows two or more): the candidate
+// buffer's selects and compaction on unordered rows, on sorted rows (in one
+// direction every element is a new maximum: a select every tile or two), on
+// ties (all-equal and few-distinct rows), with per-row k and lengths, two
+// streamed chunks a row handed on by ticket (100 x 100000), and misaligned,
+// strided rows (the head and tail outside the 16-byte body). Split counts
+// are for 132 SMs; on other GPUs the shapes still stream while a row's chunk
+// stays longer than 16,384 elements and 32 k (kStreamMinRatio). Built with
+// -DFASTTOPK_TUNE_STREAM_MIN_CHUNK=1, every split_row and row_per_cta plan
+// streams, and the whole suite tests the path (scripts/gpu-check's
+// GPU_CHECK_CUDA_FLAGS).
+// ---------------------------------------------------------------------------
+
+TEST_F(Gpu, StreamedChunks) {
+  check_shapes({
+      {DType::kFloat32, 300, 40000, 300, Dist::kRandn, PerRow::kNone},
+      {DType::kBFloat16, 264, 70000, 2048, Dist::kSortedAscending, PerRow::kNone},
+      {DType::kFloat16, 270, 33000, 1024, Dist::kFewDistinct, PerRow::kBoth},
+      {DType::kFloat32, 100, 100000, 1500, Dist::kSpecial, PerRow::kBoth},
+      {DType::kBFloat16, 140, 20000, 7, Dist::kAllEqual, PerRow::kNone},
+      {DType::kFloat32, 270, 16392, 1, Dist::kNegInfTail, PerRow::kNone},
+  });
+  for (DType d : kDTypes) {
+    for (int64_t offset : {1, 3}) {
+      const bool largest = offset == 1;
+      Matrix m(d, 270, 20001, 20001 + 5, offset);
+      fill(m, Dist::kRandn, seed_of({static_cast<int>(d), offset, 20001}), largest);
+      DeviceProblem dp;
+      ASSERT_TRUE(dp.upload(m, nullptr, nullptr));
+      for (int64_t k : {int64_t{1}, int64_t{64}, int64_t{500}}) {
+        Expected e;
+        ASSERT_TRUE(host_reference(host_params(m, k, nullptr, nullptr, largest), &e));
+        GpuCall c;
+        c.params = dp.params(k, largest, true, IndexType::kInt64);
+        c.stream = stream_;
+        SCOPED_TRACE(call_str(c.params, true, true) + " offset=" + std::to_string(offset));
+        for (Algorithm a : {Algorithm::kAuto, Algorithm::kSplitRow}) ASSERT_TRUE(check(c, a, e));
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // row_per_warp's guessed first-tile threshold (threshold_rank, k > 32 on rows
 // of several tiles) must be recovered from when it is too high. A 2048-element
 // fp32 row at k = 64 takes rank 48 of the first 1024-element tile's 128 group
