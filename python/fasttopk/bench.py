@@ -1113,6 +1113,77 @@ def gpu_table(results, bench, show_seed):
     return format_table(headers, rows, align)
 
 
+def clause_summary(results, copy_gbps):
+    """The general clauses of issues 3 and 4, checked over one suite's results.
+
+    Issue 4 (inputs of >= 8 MB, 10^6 bytes): time <= 1.4 x input bytes / copy
+    bandwidth + 3 us at k <= 256, warm and cold; and >= 50% of the copy
+    bandwidth cold at k <= 2048. Issue 3 (rows <= 64, cols >= 16384, input
+    < 8 MB): <= 6 us at k <= 256 and <= 10 us at k <= 2048, and >= 6x
+    torch.topk in the same run (warm times). Returns the summary lines (none
+    where no shape of the suite falls under a clause); each lists the shapes
+    that miss."""
+    big = [r for r in results if r.case.input_bytes >= 8e6 and r.case.k <= 2048]
+    small = [
+        r
+        for r in results
+        if r.case.rows <= 64 and r.case.cols >= 16384 and r.case.input_bytes < 8e6
+        and r.case.k <= 2048
+    ]
+    lines = []
+
+    def line(text, total, misses):
+        met = total - len(misses)
+        out = f"{text}: {met} of {total} met"
+        if misses:
+            out += "; missed by " + ", ".join(misses)
+        lines.append(out)
+
+    if big and copy_gbps:
+        bounded = [r for r in big if r.case.k <= 256]
+        if bounded:
+            misses = []
+            for r in bounded:
+                bound = 1.4 * r.case.input_bytes / (copy_gbps * 1e3) + 3.0
+                times = [r.time_of("fasttopk"), r.time_of("fasttopk", True)]
+                if any(t is None or not t <= bound for t in times):
+                    shown = "/".join(_fmt_us(t) for t in times)
+                    misses.append(f"{r.case.label()} ({shown} us warm/cold vs {bound:.1f})")
+            line(
+                "issue 4, inputs >= 8 MB at k <= 256: time <= 1.4 x bytes / copy bw + 3 us, "
+                "warm and cold",
+                len(bounded),
+                misses,
+            )
+        misses = []
+        for r in big:
+            cold = r.time_of("fasttopk", True)
+            share = (r.case.input_bytes / (cold * 1e-6) / 1e9 / copy_gbps) if cold else 0.0
+            if not share >= 0.5:
+                misses.append(f"{r.case.label()} ({100 * share:.0f}%)")
+        line("issue 4, inputs >= 8 MB: >= 50% of the copy bandwidth cold", len(big), misses)
+    if small:
+        misses = []
+        for r in small:
+            limit = 6.0 if r.case.k <= 256 else 10.0
+            t = r.time_of("fasttopk")
+            if t is None or not t <= limit:
+                misses.append(f"{r.case.label()} ({_fmt_us(t)} vs {limit:.0f} us)")
+        line(
+            "issue 3, rows <= 64, cols >= 16384, input < 8 MB: <= 6 us (k <= 256), "
+            "<= 10 us (k <= 2048)",
+            len(small),
+            misses,
+        )
+        misses = []
+        for r in small:
+            speedup = _ratio(r.time_of("torch"), r.time_of("fasttopk"))
+            if speedup is None or not speedup >= 6.0:
+                misses.append(f"{r.case.label()} ({_fmt_x(speedup)})")
+        line("issue 3, same shapes: >= 6x torch.topk", len(small), misses)
+    return lines
+
+
 def cpu_table(results, bench):
     ref = bench.reference
     headers = ["rows", "cols", "k", "dtype"]
@@ -1414,6 +1485,7 @@ def main(argv=None):
     sys.stdout.flush()
 
     mode_gpu = isinstance(bench, GpuBench)
+    clause_lines = {}  # suite -> clause_summary lines (GPU runs)
     all_records = []
     failures = []
     progress = Progress(not args.quiet)
@@ -1455,6 +1527,12 @@ def main(argv=None):
         print()
         if mode_gpu:
             print(gpu_table(results, bench, show_seed=suite == "seed"))
+            clauses = clause_summary(results, bench.copy_gbps)
+            if clauses:
+                print()
+                for text in clauses:
+                    print(text)
+            clause_lines[suite] = clauses
         else:
             print(cpu_table(results, bench))
         for r in results:
@@ -1489,6 +1567,7 @@ def main(argv=None):
         + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
         "results": all_records,
         "check_failures": failures,
+        "clauses": clause_lines,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if args.json:
