@@ -331,6 +331,24 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
   return fill_plan(q, device, splits, handoff, plan);
 }
 
+/// Elements [0, length) of `first` as 16-byte vectors: `head` elements before
+/// the first 16-byte boundary, then `vectors` whole vectors from `body`, then
+/// the tail from element `tail_begin` on (both ends element by element).
+struct VectorSpan {
+  int head, vectors, tail_begin;
+  const uint4* body;
+};
+
+template <typename Bits>
+__device__ __forceinline__ VectorSpan vector_span(const Bits* first, int length) {
+  constexpr int kVec = 16 / sizeof(Bits);
+  const int misalignment = static_cast<int>(reinterpret_cast<uintptr_t>(first) % 16);
+  const int head = min(length, misalignment == 0 ? 0 : (16 - misalignment) / int{sizeof(Bits)});
+  const int vectors = (length - head) / kVec;
+  return VectorSpan{head, vectors, head + vectors * kVec,
+                    reinterpret_cast<const uint4*>(first + head)};
+}
+
 /// Loads elements [begin, begin + length) of the row `in` as rank keys into
 /// keys[0 .. length): the 16-byte-aligned body as one batch of vector loads
 /// (up to kBatch per thread in flight before the first use), the unaligned
@@ -347,11 +365,9 @@ __device__ __forceinline__ uint32_t load_chunk_keys(const typename Format::Bits*
   constexpr int kVec = 16 / sizeof(Bits);
   constexpr int kBatch = 8;
   const Bits* first = in + begin;
-  const int misalignment = static_cast<int>(reinterpret_cast<uintptr_t>(first) % 16);
-  const int head = min(length, misalignment == 0 ? 0 : (16 - misalignment) / int{sizeof(Bits)});
-  const int vectors = (length - head) / kVec;
-  const int tail_begin = head + vectors * kVec;
-  const uint4* body = reinterpret_cast<const uint4*>(first + head);
+  const VectorSpan span = vector_span(first, length);
+  const int head = span.head, vectors = span.vectors, tail_begin = span.tail_begin;
+  const uint4* body = span.body;
   const bool vector_stores = head % 4 == 0;  // keys + head is 16-byte aligned
   const int t = static_cast<int>(threadIdx.x);
   uint32_t largest_key = 0;
@@ -453,11 +469,9 @@ __device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bi
   const int t = static_cast<int>(threadIdx.x);
   const int lane = t & 31;
   const Bits* first = in + begin;
-  const int misalignment = static_cast<int>(reinterpret_cast<uintptr_t>(first) % 16);
-  const int head = min(length, misalignment == 0 ? 0 : (16 - misalignment) / int{sizeof(Bits)});
-  const int vectors = (length - head) / kVec;
-  const int tail_begin = head + vectors * kVec;
-  const uint4* body = reinterpret_cast<const uint4*>(first + head);
+  const VectorSpan span = vector_span(first, length);
+  const int head = span.head, vectors = span.vectors, tail_begin = span.tail_begin;
+  const uint4* body = span.body;
   if (t < 3) added[t] = 0;
   __syncthreads();
 
