@@ -129,6 +129,59 @@ __device__ __forceinline__ void count_in_bin(uint32_t* histogram, uint32_t bin, 
 #endif
 }
 
+/// Lane l's eight bins of a 256-bin histogram, 8(31-l)+7 down to 8(31-l), so
+/// that lane 0 holds the top bins and a warp scan runs from the highest bin
+/// down. Two 16-byte loads per lane: conflict-free. Returns their sum.
+__device__ __forceinline__ uint32_t lane_bins_descending(const uint4* bins4,
+                                                         uint32_t (&counts)[8]) {
+  const int lane = threadIdx.x & 31;
+  const uint4 lo = bins4[2 * (31 - lane)];
+  const uint4 hi = bins4[2 * (31 - lane) + 1];
+  counts[0] = hi.w, counts[1] = hi.z, counts[2] = hi.y, counts[3] = hi.x;
+  counts[4] = lo.w, counts[5] = lo.z, counts[6] = lo.y, counts[7] = lo.x;
+  uint32_t total = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) total += counts[i];
+  return total;
+}
+
+/// Where rank `remaining` (1-based, from the top) falls in a 256-bin histogram.
+struct WarpRankBin {
+  uint32_t digit;   // its bin
+  uint32_t above;   // values in higher bins (< remaining)
+  uint32_t in_bin;  // values in its bin
+};
+
+/// The bin of rank `remaining` (1 <= remaining <= the histogram's total),
+/// returned to every lane: a warp scan over the lanes' eight bins each, then
+/// the owning lane walks its eight. Reads the histogram only.
+__device__ __forceinline__ WarpRankBin warp_find_rank_bin(const uint4* bins4, uint32_t remaining) {
+  const int lane = threadIdx.x & 31;
+  uint32_t counts[8];
+  const uint32_t lane_total = lane_bins_descending(bins4, counts);
+  const uint32_t inclusive = warp_inclusive_sum(lane_total);
+  const uint32_t exclusive = inclusive - lane_total;
+  const bool owner = exclusive < remaining && remaining <= inclusive;
+  const int owner_lane = __ffs(__ballot_sync(kFullWarp, owner)) - 1;
+  uint32_t digit = 0, above = 0, in_bin = 0;
+  if (owner) {
+    uint32_t run = exclusive;
+    bool found = false;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      if (!found && run + counts[i] >= remaining) {
+        found = true;
+        digit = 8u * (31 - lane) + 7u - i;
+        above = run;
+        in_bin = counts[i];
+      }
+      run += counts[i];
+    }
+  }
+  return {__shfl_sync(kFullWarp, digit, owner_lane), __shfl_sync(kFullWarp, above, owner_lane),
+          __shfl_sync(kFullWarp, in_bin, owner_lane)};
+}
+
 /*
  * Warp radix select over unique 64-bit packed (key, ~index) values: returns
  * P such that exactly k of the values are >= P (1 <= k <= number of values),
@@ -193,37 +246,8 @@ __device__ __forceinline__ uint64_t warp_select_packed(uint32_t* histogram, uint
       count_in_bin(histogram, bin, counted);
     });
     __syncwarp();
-    // Lane l owns bins 8(31-l) .. 8(31-l)+7, so lane 0 holds the top bins and
-    // the warp scan runs from the highest digit down. Two 16-byte loads per
-    // lane: conflict-free.
-    const uint4 lo = bins4[2 * (31 - lane)];
-    const uint4 hi = bins4[2 * (31 - lane) + 1];
-    const uint32_t counts[8] = {hi.w, hi.z, hi.y, hi.x, lo.w, lo.z, lo.y, lo.x};  // descending
-    uint32_t lane_total = 0;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) lane_total += counts[i];
-    const uint32_t inclusive = warp_inclusive_sum(lane_total);
-    const uint32_t exclusive = inclusive - lane_total;
-    const bool owner = exclusive < remaining && remaining <= inclusive;
-    const int owner_lane = __ffs(__ballot_sync(kFullWarp, owner)) - 1;
-    uint32_t digit = 0, above = 0, in_bin = 0;
-    if (owner) {
-      uint32_t run = exclusive;
-      bool found = false;
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        if (!found && run + counts[i] >= remaining) {
-          found = true;
-          digit = 8u * (31 - lane) + 7u - i;
-          above = run;
-          in_bin = counts[i];
-        }
-        run += counts[i];
-      }
-    }
-    digit = __shfl_sync(kFullWarp, digit, owner_lane);
-    above = __shfl_sync(kFullWarp, above, owner_lane);
-    in_bin = __shfl_sync(kFullWarp, in_bin, owner_lane);
+    const WarpRankBin bin = warp_find_rank_bin(bins4, remaining);
+    const uint32_t digit = bin.digit, above = bin.above, in_bin = bin.in_bin;
     // The digit's constant bits are already in prefix; OR keeps them.
     prefix |= static_cast<uint64_t>(digit) << shift;
     decided |= 255ull << shift;
@@ -314,38 +338,8 @@ __device__ __forceinline__ uint64_t warp_select_packed_fitted(uint32_t* histogra
       count_in_bin(histogram, bin, counted);
     });
     __syncwarp();
-    // Lane l owns bins 8(31-l) .. 8(31-l)+7: lane 0 the top ones. This scan
-    // is warp_select_packed's, line for line: a shared helper for it changed
-    // the kernels' SASS (register allocation), so it waits for a session
-    // that can time that on a GPU.
-    const uint4 lo = bins4[2 * (31 - lane)];
-    const uint4 hi = bins4[2 * (31 - lane) + 1];
-    const uint32_t counts[8] = {hi.w, hi.z, hi.y, hi.x, lo.w, lo.z, lo.y, lo.x};  // descending
-    uint32_t lane_total = 0;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) lane_total += counts[i];
-    const uint32_t inclusive = warp_inclusive_sum(lane_total);
-    const uint32_t exclusive = inclusive - lane_total;
-    const bool owner = exclusive < remaining && remaining <= inclusive;
-    const int owner_lane = __ffs(__ballot_sync(kFullWarp, owner)) - 1;
-    uint32_t digit = 0, above = 0, in_bin = 0;
-    if (owner) {
-      uint32_t run = exclusive;
-      bool found = false;
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        if (!found && run + counts[i] >= remaining) {
-          found = true;
-          digit = 8u * (31 - lane) + 7u - i;
-          above = run;
-          in_bin = counts[i];
-        }
-        run += counts[i];
-      }
-    }
-    digit = __shfl_sync(kFullWarp, digit, owner_lane);
-    above = __shfl_sync(kFullWarp, above, owner_lane);
-    in_bin = __shfl_sync(kFullWarp, in_bin, owner_lane);
+    const WarpRankBin bin = warp_find_rank_bin(bins4, remaining);
+    const uint32_t digit = bin.digit, above = bin.above, in_bin = bin.in_bin;
     // The chosen bin: [base + digit 2^shift, that + 2^shift - 1], within last.
     base += static_cast<uint64_t>(digit) << shift;
     const uint64_t bin_span = (uint64_t{1} << shift) - 1;
@@ -463,14 +457,9 @@ __device__ __forceinline__ bool warp_rank_by_bins(uint32_t* histogram, const uin
   __syncwarp();
   for (uint32_t t = lane; t < n; t += 32) atomicAdd(&histogram[bin_of(pool[t])], 1u);
   __syncwarp();
-  // Lane l owns bins 8(31-l) .. 8(31-l)+7, lane 0 the top ones (the selects'
-  // scan); each bin's counter becomes offset | count << 16.
-  const uint4 lo = bins4[2 * (31 - lane)];
-  const uint4 hi = bins4[2 * (31 - lane) + 1];
-  const uint32_t counts[8] = {hi.w, hi.z, hi.y, hi.x, lo.w, lo.z, lo.y, lo.x};  // descending
-  uint32_t lane_total = 0;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) lane_total += counts[i];
+  // Each bin's counter becomes offset | count << 16.
+  uint32_t counts[8];
+  const uint32_t lane_total = lane_bins_descending(bins4, counts);
   uint32_t run = warp_inclusive_sum(lane_total) - lane_total;
   uint32_t words[8];
   bool crowded = false;
