@@ -98,6 +98,26 @@ constexpr int kStreamMinChunk = FASTTOPK_TUNE_STREAM_MIN_CHUNK;
 #define FASTTOPK_TUNE_STREAM_MIN_RATIO 32
 #endif
 constexpr int64_t kStreamMinRatio = FASTTOPK_TUNE_STREAM_MIN_RATIO;
+// Tiles a streaming thread has in flight; 0: 64 bytes' worth (4 tiles of
+// 16-bit values, 2 of fp32). 1 was v36's first form (docs/perf-notes.md).
+#ifndef FASTTOPK_TUNE_STREAM_DEPTH
+#define FASTTOPK_TUNE_STREAM_DEPTH 0
+#endif
+constexpr int kStreamDepth = FASTTOPK_TUNE_STREAM_DEPTH;
+// One-split streaming plans with k above this run 512 threads a CTA (the
+// final sort of k values and the selects spread over twice the threads),
+// the others kRowThreads.
+#ifndef FASTTOPK_TUNE_STREAM_WIDE_K
+#define FASTTOPK_TUNE_STREAM_WIDE_K 512
+#endif
+constexpr int kStreamWideK = FASTTOPK_TUNE_STREAM_WIDE_K;
+// Streaming kernels (instantiations of their own) are built for this many
+// 256-thread CTAs per SM (half as many of 512 threads): <= 64 registers a
+// thread, where the on-chip kernels' budget would leave room for fewer.
+#ifndef FASTTOPK_TUNE_STREAM_CTAS_PER_SM
+#define FASTTOPK_TUNE_STREAM_CTAS_PER_SM 4
+#endif
+constexpr int kStreamCtasPerSm = FASTTOPK_TUNE_STREAM_CTAS_PER_SM;
 // Vectors of 16 bytes each thread loads per tile when phase A streams: 8
 // elements a thread for every dtype (two fp32 vectors, one 16-bit vector).
 template <typename Format>
@@ -162,6 +182,7 @@ struct SplitPlan {
   int histogram_offset;  // bytes to the key histogram (rank or distributed plans), or -1: none
   int set_capacity;      // distributed plans: room for a chunk's candidate set; 0: other plans
   int stream_capacity;   // streaming phase A: candidate buffer entries; 0: the chunk on chip
+  int threads;           // per CTA (ticket plans: kSplitThreads or kRowThreads)
   std::size_t shared_bytes;
 };
 
@@ -215,7 +236,10 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
   // Streaming: room for the k kept, a tile's admissions and a slack of
   // max(k, tile) admissions between two selects (stream_chunk_candidates).
   const int64_t k_chunk = std::min<int64_t>(q.k, chunk);
-  const int64_t tile = stream_tile(splits > 1 ? kSplitThreads : kRowThreads);
+  plan->threads = handoff == Handoff::kCluster                          ? kClusterThreads
+                  : splits > 1 || (streaming && k_chunk > kStreamWideK) ? kSplitThreads
+                                                                        : kRowThreads;
+  const int64_t tile = stream_tile(plan->threads);
   plan->stream_capacity =
       streaming ? static_cast<int>(k_chunk + tile + std::max<int64_t>(k_chunk, tile)) : 0;
   plan->slots = static_cast<int>(std::min<int64_t>(
@@ -491,61 +515,68 @@ __device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bi
     }
   };
 
-  uint4 next[kVectors] = {};
-  auto load = [&](int base) {
+  // kDepth tiles in flight (a ring of registers: 64 bytes a thread). A
+  // tile's registers are refilled once its values are packed, so the next
+  // load reuses them and nothing waits on a load before its turn.
+  constexpr int kDepth = kStreamDepth > 0 ? kStreamDepth : 64 / (16 * kVectors);
+  uint4 ring[kDepth][kVectors] = {};
+  auto load = [&](uint4(&dst)[kVectors], int base) {
 #pragma unroll
     for (int u = 0; u < kVectors; ++u) {
       const int v = base + u * kThreads + t;
-      if (v < vectors) next[u] = __ldg(body + v);
+      if (v < vectors) dst[u] = __ldg(body + v);
     }
   };
-  load(0);
+#pragma unroll
+  for (int d = 0; d < kDepth; ++d) load(ring[d], d * kStep);
   uint64_t floor = 0;
   int count = 0;  // candidates in cand: uniform
   int turn = 0;   // the tile's counter: tile % 3
 #pragma unroll 1
-  for (int base = 0; base < vectors; base += kStep) {
-    uint4 raw[kVectors];
+  for (int ring_base = 0; ring_base < vectors; ring_base += kDepth * kStep) {
 #pragma unroll
-    for (int u = 0; u < kVectors; ++u) raw[u] = next[u];
-    if (base + kStep < vectors) load(base + kStep);
-    uint64_t value[kStreamPerThread];
-    uint32_t pass = 0;
+    for (int d = 0; d < kDepth; ++d) {
+      const int base = ring_base + d * kStep;
+      if (base >= vectors) break;  // uniform
+      uint64_t value[kStreamPerThread];
+      uint32_t pass = 0;
 #pragma unroll
-    for (int u = 0; u < kVectors; ++u) {
-      const int v = base + u * kThreads + t;
-      union {
-        uint4 v;
-        Bits b[kVec];
-      } part;
-      part.v = raw[u];
+      for (int u = 0; u < kVectors; ++u) {
+        const int v = base + u * kThreads + t;
+        union {
+          uint4 v;
+          Bits b[kVec];
+        } part;
+        part.v = ring[d][u];
 #pragma unroll
-      for (int e = 0; e < kVec; ++e) {
-        const int i = u * kVec + e;
-        value[i] =
-            pack_key_index(rank_key<Format>(part.b[e], largest), begin + head + v * kVec + e);
-        if (v < vectors && value[i] >= floor) pass |= 1u << i;
+        for (int e = 0; e < kVec; ++e) {
+          const int i = u * kVec + e;
+          value[i] =
+              pack_key_index(rank_key<Format>(part.b[e], largest), begin + head + v * kVec + e);
+          if (v < vectors && value[i] >= floor) pass |= 1u << i;
+        }
       }
-    }
-    admit(value, pass, count, &added[turn]);
-    __syncthreads();
-    count += static_cast<int>(added[turn]);
-    if (t == 0) added[turn == 0 ? 2 : turn - 1] = 0;  // the tile after next's
-    turn = turn == 2 ? 0 : turn + 1;
-    if (count > capacity - kTile) {  // uniform
-      // The next tile could overflow the buffer: keep the top k_chunk.
-      if (t == 0) compact_count = 0;  // ordered by the select's first barrier
-      const uint64_t cut = block_select_packed<Format::kKeyBits, kThreads>(
-          select, count, k_chunk, index_bits, [&](int i) { return cand[i]; });
-      for (int i = t; i < count; i += kThreads) {
-        const uint64_t v = cand[i];
-        if (v >= cut) scratch[atomicAdd(&compact_count, 1u)] = v;
+      load(ring[d], base + kDepth * kStep);
+      admit(value, pass, count, &added[turn]);
+      __syncthreads();
+      count += static_cast<int>(added[turn]);
+      if (t == 0) added[turn == 0 ? 2 : turn - 1] = 0;  // the tile after next's
+      turn = turn == 2 ? 0 : turn + 1;
+      if (count > capacity - kTile) {  // uniform
+        // The next tile could overflow the buffer: keep the top k_chunk.
+        if (t == 0) compact_count = 0;  // ordered by the select's first barrier
+        const uint64_t cut = block_select_packed<Format::kKeyBits, kThreads>(
+            select, count, k_chunk, index_bits, [&](int i) { return cand[i]; });
+        for (int i = t; i < count; i += kThreads) {
+          const uint64_t v = cand[i];
+          if (v >= cut) scratch[atomicAdd(&compact_count, 1u)] = v;
+        }
+        __syncthreads();
+        for (int i = t; i < k_chunk; i += kThreads) cand[i] = scratch[i];
+        count = k_chunk;
+        floor = cut;
+        __syncthreads();
       }
-      __syncthreads();
-      for (int i = t; i < k_chunk; i += kThreads) cand[i] = scratch[i];
-      count = k_chunk;
-      floor = cut;
-      __syncthreads();
     }
   }
   // The unaligned head and the tail (< 2 kVec elements): count <= capacity -
@@ -1115,8 +1146,9 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
  * memory; ranks > 0 exit after their release-arrive, and nobody reads their
  * shared memory.
  */
-template <typename Format, int kThreads, Handoff kHandoff, bool kDistributed = false>
-__global__ void __launch_bounds__(kThreads)
+template <typename Format, int kThreads, Handoff kHandoff, bool kDistributed = false,
+          bool kStreaming = false>
+__global__ void __launch_bounds__(kThreads, kStreaming ? kStreamCtasPerSm * 256 / kThreads : 0)
     split_row_kernel(Problem q, SplitPlan plan, uint64_t* candidates, uint32_t* tickets) {
   using Bits = typename Format::Bits;
   constexpr bool kCluster = kHandoff == Handoff::kCluster;
@@ -1177,7 +1209,7 @@ __global__ void __launch_bounds__(kThreads)
   uint64_t* streamed = nullptr;
   int source_count = length;
   uint32_t loaded_max = 0;
-  if (!kCluster && plan.stream_capacity > 0) {
+  if constexpr (kStreaming) {
     __shared__ uint32_t stream_added[3];
     streamed = keys64;
     source_count =
@@ -1377,12 +1409,13 @@ std::size_t workspace_split(const Problem& q, const DeviceFacts& device) {
 /// maximum, once per device (the default 48 KB counts static + dynamic
 /// together, and make_plan sizes up to the opt-in limit). Cached like the
 /// device facts: an attribute set costs host time on every call otherwise.
-template <typename Format, int kThreads, Handoff kHandoff, bool kDistributed = false>
+template <typename Format, int kThreads, Handoff kHandoff, bool kDistributed = false,
+          bool kStreaming = false>
 cudaError_t allow_full_shared_memory(const DeviceFacts& device) {
   // One flag set per kernel instantiation (keyed by the template arguments,
   // not by the kernel's type, which every instantiation shares).
   static std::atomic<uint64_t> raised_on_device{0};  // bit d: done on device d (< 64)
-  auto kernel = split_row_kernel<Format, kThreads, kHandoff, kDistributed>;
+  auto kernel = split_row_kernel<Format, kThreads, kHandoff, kDistributed, kStreaming>;
   const uint64_t bit = uint64_t{1} << device.device;
   if (raised_on_device.load(std::memory_order_acquire) & bit) return cudaSuccess;
   cudaFuncAttributes attributes{};
@@ -1398,6 +1431,26 @@ cudaError_t allow_full_shared_memory(const DeviceFacts& device) {
   return e;
 }
 
+/// One ticket-plan launch: several splits wait for the tickets' reset
+/// (programmatic launch: the launch and phase A overlap the reset; the kernel
+/// waits for it before its ticket, RowHandoff::reset); one split is a plain
+/// launch.
+template <typename Format, int kThreads, bool kStreaming>
+int launch_tickets(const Problem& q, const DeviceFacts& device, const SplitPlan& plan,
+                   uint64_t* candidates, uint32_t* tickets, cudaStream_t stream) {
+  const cudaError_t e =
+      allow_full_shared_memory<Format, kThreads, Handoff::kTickets, false, kStreaming>(device);
+  if (e != cudaSuccess) return e;
+  auto* kernel = split_row_kernel<Format, kThreads, Handoff::kTickets, false, kStreaming>;
+  const dim3 grid(static_cast<unsigned>(q.rows), plan.splits);
+  if (plan.splits > 1) {
+    return launch_programmatic(device.cc_major >= 9, kernel, grid, dim3(kThreads),
+                               plan.shared_bytes, stream, q, plan, candidates, tickets);
+  }
+  kernel<<<grid, kThreads, plan.shared_bytes, stream>>>(q, plan, candidates, tickets);
+  return cudaGetLastError();
+}
+
 int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPlan& plan,
                      void* workspace, cudaStream_t stream) {
   RowHandoff handoff;
@@ -1411,22 +1464,16 @@ int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPla
   uint32_t* const tickets = handoff.tickets;
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
-    const dim3 grid(static_cast<unsigned>(q.rows), plan.splits);
-    if (plan.splits > 1) {
-      cudaError_t e = allow_full_shared_memory<Format, kSplitThreads, Handoff::kTickets>(device);
-      if (e != cudaSuccess) return e;
-      // Programmatic: the launch and phase A overlap the tickets' reset; the
-      // kernel waits for it before its ticket (RowHandoff::reset).
-      return launch_programmatic(
-          device.cc_major >= 9, split_row_kernel<Format, kSplitThreads, Handoff::kTickets>, grid,
-          dim3(kSplitThreads), plan.shared_bytes, stream, q, plan, candidates, tickets);
-    } else {
-      cudaError_t e = allow_full_shared_memory<Format, kRowThreads, Handoff::kTickets>(device);
-      if (e != cudaSuccess) return e;
-      split_row_kernel<Format, kRowThreads, Handoff::kTickets>
-          <<<grid, kRowThreads, plan.shared_bytes, stream>>>(q, plan, candidates, tickets);
+    if (plan.stream_capacity > 0) {
+      return plan.threads == kSplitThreads ? launch_tickets<Format, kSplitThreads, true>(
+                                                 q, device, plan, candidates, tickets, stream)
+                                           : launch_tickets<Format, kRowThreads, true>(
+                                                 q, device, plan, candidates, tickets, stream);
     }
-    return cudaGetLastError();
+    return plan.splits > 1 ? launch_tickets<Format, kSplitThreads, false>(
+                                 q, device, plan, candidates, tickets, stream)
+                           : launch_tickets<Format, kRowThreads, false>(q, device, plan, candidates,
+                                                                        tickets, stream);
   });
 }
 
