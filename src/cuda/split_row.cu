@@ -118,6 +118,18 @@ constexpr int kStreamWideK = FASTTOPK_TUNE_STREAM_WIDE_K;
 #define FASTTOPK_TUNE_STREAM_CTAS_PER_SM 4
 #endif
 constexpr int kStreamCtasPerSm = FASTTOPK_TUNE_STREAM_CTAS_PER_SM;
+// Streaming chunks with k >= this raise their floor by one histogram of the
+// buffer's keys in a window fitted to them (stream_chunk_candidates), not by
+// an exact select; 0: always exact. At least 1024: the histogram's 2,048
+// counters take the sort buffer, which holds >= k packed values.
+#ifndef FASTTOPK_TUNE_STREAM_COARSE_RAISE
+#define FASTTOPK_TUNE_STREAM_COARSE_RAISE 0
+#endif
+constexpr int kStreamCoarseMinK = FASTTOPK_TUNE_STREAM_COARSE_RAISE;
+static_assert(kStreamCoarseMinK == 0 || kStreamCoarseMinK >= 1024,
+              "the coarse raise's 2,048 counters need a sort buffer of >= 1,024 values");
+constexpr int kCoarseBits = 11;
+constexpr int kCoarseBins = 1 << kCoarseBits;
 // Vectors of 16 bytes each thread loads per tile when phase A streams: 8
 // elements a thread for every dtype (two fp32 vectors, one 16-bit vector).
 template <typename Format>
@@ -182,6 +194,7 @@ struct SplitPlan {
   int histogram_offset;  // bytes to the key histogram (rank or distributed plans), or -1: none
   int set_capacity;      // distributed plans: room for a chunk's candidate set; 0: other plans
   int stream_capacity;   // streaming phase A: candidate buffer entries; 0: the chunk on chip
+  int sort_entries;      // the sort buffer's packed values (phase A's scratch when streaming)
   int threads;           // per CTA (ticket plans: kSplitThreads or kRowThreads)
   std::size_t shared_bytes;
 };
@@ -250,6 +263,12 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
   plan->index_bits = index_bits_for(q.cols);
   std::size_t sort_capacity = 2;  // power of two >= k (the kernel sorts a power of two)
   while (sort_capacity < static_cast<std::size_t>(q.k)) sort_capacity <<= 1;
+  if (streaming && kStreamCoarseMinK > 0 && k_chunk >= kStreamCoarseMinK) {
+    // A coarse raise keeps up to k + half the slack (stream_chunk_candidates).
+    sort_capacity = std::max<std::size_t>(
+        sort_capacity, static_cast<std::size_t>(k_chunk + std::max<int64_t>(k_chunk, tile) / 2));
+  }
+  plan->sort_entries = static_cast<int>(sort_capacity);
   // Pre-filtered cluster plans: rank 0 ranks up to kRankMax candidates in
   // the keys region once phase A is done (see rank_phase_b).
   const bool histogram = handoff == Handoff::kCluster && q.k <= kRankMax / 2 &&
@@ -462,6 +481,18 @@ __device__ __forceinline__ uint32_t load_chunk_keys(const typename Format::Bits*
  * values end in cand does not depend on timing or atomic order (only their
  * order in it does), so the result stays deterministic.
  *
+ * The coarse raise (k_chunk >= kStreamCoarseMinK, off by default): the floor
+ * need not be the k_chunk-th value, only at most it. One histogram of the
+ * candidates' keys over 2,048 bins fitted to their [least, largest] key
+ * range finds the bin B of the k_chunk-th; every candidate whose key is at
+ * least B's lower edge E is kept (k_chunk to k_chunk + |B| - 1 of them) and
+ * floor becomes E (packed with index bits 0). That is one sweep over the
+ * buffer for the window and one for the histogram instead of the exact
+ * select's two to four, and its first digit's piling of every key into a
+ * few bins. If B holds too many (ties, or a key far from the rest widening
+ * the window) so that more than k_chunk + slack / 2 would stay (or more than
+ * the scratch holds), the exact select runs instead.
+ *
  * Why it pays on long rows: after n elements a new element enters the
  * running top k with probability ~k / n on unordered data, so a chunk of N
  * elements admits ~k ln(N / n0) candidates after the first select at n0;
@@ -477,13 +508,18 @@ __device__ __forceinline__ uint32_t load_chunk_keys(const typename Format::Bits*
  * per tile. Returns count; all threads call this; 1 <= k_chunk <= length,
  * k_chunk + tile <= capacity, kThreads >= 256.
  */
+template <int kThreads, int kPerThread>
+__device__ __forceinline__ void find_bin_of_rank(const uint32_t (&counts)[kPerThread], int first,
+                                                 uint32_t k, uint32_t* warp_totals, RankBin& found);
+
 template <typename Format, int kThreads>
 __device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bits* in, int begin,
                                                        int length, int k_chunk, bool largest,
                                                        int capacity, int index_bits, uint64_t* cand,
-                                                       uint64_t* scratch,
-                                                       PackedSelectShared& select, uint32_t* added,
-                                                       uint32_t& compact_count) {
+                                                       uint64_t* scratch, int scratch_entries,
+                                                       PackedSelectShared& select,
+                                                       RankBin& rank_bin, uint32_t* warp_totals,
+                                                       uint32_t* added, uint32_t& compact_count) {
   using Bits = typename Format::Bits;
   constexpr int kVec = 16 / sizeof(Bits);
   constexpr int kVectors = stream_vectors<Format>();
@@ -515,6 +551,64 @@ __device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bi
     }
   };
 
+  // The coarse raise (see above). Returns false, with cand untouched, where
+  // it would keep too many; then the exact select follows.
+  uint64_t floor = 0;
+  int count = 0;  // candidates in cand: uniform
+  auto coarse_raise = [&]() -> bool {
+    static_assert(kCoarseBins % kThreads == 0, "whole bins a thread");
+    constexpr int kBinsPerThread = kCoarseBins / kThreads;
+    uint32_t* bins = reinterpret_cast<uint32_t*>(scratch);  // >= 1,024 values: 8 KB
+    uint32_t* window = select.histogram;                    // [0] least key, [1] largest
+    for (int i = t; i < kCoarseBins; i += kThreads) bins[i] = 0;
+    if (t == 0) {
+      window[0] = ~0u;
+      window[1] = 0;
+      compact_count = 0;
+    }
+    __syncthreads();
+    uint32_t least = ~0u, largest_key = 0;
+    for (int i = t; i < count; i += kThreads) {
+      const uint32_t key = static_cast<uint32_t>(cand[i] >> 32);
+      least = min(least, key);
+      largest_key = max(largest_key, key);
+    }
+    least = __reduce_min_sync(kFullWarp, least);
+    largest_key = __reduce_max_sync(kFullWarp, largest_key);
+    if (lane == 0) {
+      atomicMin(&window[0], least);
+      atomicMax(&window[1], largest_key);
+    }
+    __syncthreads();
+    const uint32_t base = window[0];
+    // The least shift with (largest - base) >> shift < kCoarseBins.
+    const int shift = max(0, 32 - __clz(static_cast<int>(window[1] - base)) - kCoarseBits);
+    for (int i = t; i < count; i += kThreads) {
+      atomicAdd(&bins[(static_cast<uint32_t>(cand[i] >> 32) - base) >> shift], 1u);
+    }
+    __syncthreads();
+    const int first = (kThreads - 1 - t) * kBinsPerThread;
+    uint32_t counts[kBinsPerThread];
+#pragma unroll
+    for (int i = 0; i < kBinsPerThread; ++i) counts[i] = bins[first + i];
+    find_bin_of_rank<kThreads, kBinsPerThread>(counts, first, static_cast<uint32_t>(k_chunk),
+                                               warp_totals, rank_bin);
+    const int kept = static_cast<int>(rank_bin.above + rank_bin.in_bin);
+    const int slack = capacity - kTile - k_chunk;
+    if (kept > k_chunk + slack / 2 || kept > scratch_entries) return false;  // uniform
+    const uint64_t cut = static_cast<uint64_t>(base + (rank_bin.bin << shift)) << 32;
+    for (int i = t; i < count; i += kThreads) {
+      const uint64_t v = cand[i];
+      if (v >= cut) scratch[atomicAdd(&compact_count, 1u)] = v;
+    }
+    __syncthreads();
+    for (int i = t; i < kept; i += kThreads) cand[i] = scratch[i];
+    count = kept;
+    floor = cut;
+    __syncthreads();
+    return true;
+  };
+
   // kDepth tiles in flight (a ring of registers: 64 bytes a thread). A
   // tile's registers are refilled once its values are packed, so the next
   // load reuses them and nothing waits on a load before its turn.
@@ -529,9 +623,7 @@ __device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bi
   };
 #pragma unroll
   for (int d = 0; d < kDepth; ++d) load(ring[d], d * kStep);
-  uint64_t floor = 0;
-  int count = 0;  // candidates in cand: uniform
-  int turn = 0;   // the tile's counter: tile % 3
+  int turn = 0;  // the tile's counter: tile % 3
 #pragma unroll 1
   for (int ring_base = 0; ring_base < vectors; ring_base += kDepth * kStep) {
 #pragma unroll
@@ -563,19 +655,26 @@ __device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bi
       if (t == 0) added[turn == 0 ? 2 : turn - 1] = 0;  // the tile after next's
       turn = turn == 2 ? 0 : turn + 1;
       if (count > capacity - kTile) {  // uniform
-        // The next tile could overflow the buffer: keep the top k_chunk.
-        if (t == 0) compact_count = 0;  // ordered by the select's first barrier
-        const uint64_t cut = block_select_packed<Format::kKeyBits, kThreads>(
-            select, count, k_chunk, index_bits, [&](int i) { return cand[i]; });
-        for (int i = t; i < count; i += kThreads) {
-          const uint64_t v = cand[i];
-          if (v >= cut) scratch[atomicAdd(&compact_count, 1u)] = v;
+        // The next tile could overflow the buffer: keep the top k_chunk (the
+        // coarse raise: a few more), compacted through scratch.
+        bool raised = false;
+        if constexpr (kStreamCoarseMinK > 0) {
+          if (k_chunk >= kStreamCoarseMinK) raised = coarse_raise();
         }
-        __syncthreads();
-        for (int i = t; i < k_chunk; i += kThreads) cand[i] = scratch[i];
-        count = k_chunk;
-        floor = cut;
-        __syncthreads();
+        if (!raised) {
+          if (t == 0) compact_count = 0;  // ordered by the select's first barrier
+          const uint64_t cut = block_select_packed<Format::kKeyBits, kThreads>(
+              select, count, k_chunk, index_bits, [&](int i) { return cand[i]; });
+          for (int i = t; i < count; i += kThreads) {
+            const uint64_t v = cand[i];
+            if (v >= cut) scratch[atomicAdd(&compact_count, 1u)] = v;
+          }
+          __syncthreads();
+          for (int i = t; i < k_chunk; i += kThreads) cand[i] = scratch[i];
+          count = k_chunk;
+          floor = cut;
+          __syncthreads();
+        }
       }
     }
   }
@@ -1212,11 +1311,11 @@ __global__ void __launch_bounds__(kThreads, kStreaming ? kStreamCtasPerSm * 256 
   if constexpr (kStreaming) {
     __shared__ uint32_t stream_added[3];
     streamed = keys64;
-    source_count =
-        k_chunk == 0 ? 0
-                     : stream_chunk_candidates<Format, kThreads>(
-                           in, begin, length, k_chunk, largest, plan.stream_capacity,
-                           plan.index_bits, streamed, sorted, select, stream_added, compact_count);
+    source_count = k_chunk == 0 ? 0
+                                : stream_chunk_candidates<Format, kThreads>(
+                                      in, begin, length, k_chunk, largest, plan.stream_capacity,
+                                      plan.index_bits, streamed, sorted, plan.sort_entries, select,
+                                      rank_bin, warp_totals, stream_added, compact_count);
   } else {
     loaded_max = load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
   }
