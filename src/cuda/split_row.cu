@@ -99,16 +99,20 @@ constexpr int kStreamMinChunk = FASTTOPK_TUNE_STREAM_MIN_CHUNK;
 #endif
 constexpr int64_t kStreamMinRatio = FASTTOPK_TUNE_STREAM_MIN_RATIO;
 // Tiles a streaming thread has in flight; 0: 64 bytes' worth (4 tiles of
-// 16-bit values, 2 of fp32). 1 was v36's first form (docs/perf-notes.md).
+// 16-bit values, 2 of fp32). 1 (the next tile loads while this one is
+// admitted) beat 64 bytes by 5-9% on every streamed shape measured: the
+// extra registers cost more than the deeper queue gains (docs/perf-notes.md
+// v36b).
 #ifndef FASTTOPK_TUNE_STREAM_DEPTH
-#define FASTTOPK_TUNE_STREAM_DEPTH 0
+#define FASTTOPK_TUNE_STREAM_DEPTH 1
 #endif
 constexpr int kStreamDepth = FASTTOPK_TUNE_STREAM_DEPTH;
 // One-split streaming plans with k above this run 512 threads a CTA (the
 // final sort of k values and the selects spread over twice the threads),
-// the others kRowThreads.
+// the others kRowThreads. 512 threads pay at k = 2048 (512x131072 fp32:
+// -5 to -14%) but cost 10-19% at k = 1024 (docs/perf-notes.md v36b).
 #ifndef FASTTOPK_TUNE_STREAM_WIDE_K
-#define FASTTOPK_TUNE_STREAM_WIDE_K 512
+#define FASTTOPK_TUNE_STREAM_WIDE_K 1024
 #endif
 constexpr int kStreamWideK = FASTTOPK_TUNE_STREAM_WIDE_K;
 // Streaming kernels (instantiations of their own) are built for this many
@@ -609,9 +613,10 @@ __device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bi
     return true;
   };
 
-  // kDepth tiles in flight (a ring of registers: 64 bytes a thread). A
-  // tile's registers are refilled once its values are packed, so the next
-  // load reuses them and nothing waits on a load before its turn.
+  // kDepth tiles in flight (a ring of registers; by default one: the next
+  // tile loads while this one is admitted). A tile's registers are refilled
+  // once its values are packed, so the next load reuses them and nothing
+  // waits on a load before its turn.
   constexpr int kDepth = kStreamDepth > 0 ? kStreamDepth : 64 / (16 * kVectors);
   uint4 ring[kDepth][kVectors] = {};
   auto load = [&](uint4(&dst)[kVectors], int base) {
