@@ -206,19 +206,29 @@ __device__ __forceinline__ uint32_t take_ticket(uint32_t* ticket) {
 /// device totals and every 512 launches prints the mean cycles at each mark.
 /// Stamps of one thread on one SM: a barrier right before a mark makes it the
 /// time the whole CTA got there.
+/// Besides the marks, a phase can add to a few tallies (`tally(i, n)`:
+/// e.g. the cycles spent in one step inside a loop, or how often it ran);
+/// their means per launch print after the marks as "tallies i:n".
 #ifdef FASTTOPK_PHASE_PROBE
 static __device__ unsigned long long g_probe_totals[16];  // per translation unit
+static __device__ unsigned long long g_probe_tallies[4];
 static __device__ unsigned long long g_probe_launches;
 #endif
 struct PhaseProbe {
 #ifdef FASTTOPK_PHASE_PROBE
   static constexpr int kMarks = 16;
+  static constexpr int kTallies = 4;
   long long stamps[kMarks];
+  long long tallies[kTallies] = {};
   int marks = 0;
   bool active;
   __device__ explicit PhaseProbe(bool probing) : active(probing) { mark(); }
   __device__ __forceinline__ void mark() {
     if (active && marks < kMarks) stamps[marks++] = clock64();
+  }
+  __device__ __forceinline__ long long now() const { return active ? clock64() : 0; }
+  __device__ __forceinline__ void tally(int i, long long n) {
+    if (active) tallies[i] += n;
   }
   /// No more stamps, and finish() adds nothing.
   __device__ __forceinline__ void stop() { active = false; }
@@ -228,16 +238,23 @@ struct PhaseProbe {
     for (int i = 1; i < marks; ++i) {
       atomicAdd(&g_probe_totals[i], static_cast<unsigned long long>(stamps[i] - stamps[0]));
     }
+    for (int i = 0; i < kTallies; ++i) {
+      atomicAdd(&g_probe_tallies[i], static_cast<unsigned long long>(tallies[i]));
+    }
     const unsigned long long n = atomicAdd(&g_probe_launches, 1ull) + 1;
     if (n % 512 == 0) {
       printf("probe %s launches %llu mean cycles at marks", name, n);
       for (int i = 1; i < marks; ++i) printf(" %d:%llu", i, g_probe_totals[i] / n);
+      printf(" tallies");
+      for (int i = 0; i < kTallies; ++i) printf(" t%d=%llu", i, g_probe_tallies[i] / n);
       printf("\n");
     }
   }
 #else
   __device__ explicit PhaseProbe(bool) {}
   __device__ __forceinline__ void mark() {}
+  __device__ __forceinline__ long long now() const { return 0; }
+  __device__ __forceinline__ void tally(int, long long) {}
   __device__ __forceinline__ void stop() {}
   __device__ __forceinline__ void finish(const char*) {}
 #endif

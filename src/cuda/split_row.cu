@@ -517,13 +517,11 @@ __device__ __forceinline__ void find_bin_of_rank(const uint32_t (&counts)[kPerTh
                                                  uint32_t k, uint32_t* warp_totals, RankBin& found);
 
 template <typename Format, int kThreads>
-__device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bits* in, int begin,
-                                                       int length, int k_chunk, bool largest,
-                                                       int capacity, int index_bits, uint64_t* cand,
-                                                       uint64_t* scratch, int scratch_entries,
-                                                       PackedSelectShared& select,
-                                                       RankBin& rank_bin, uint32_t* warp_totals,
-                                                       uint32_t* added, uint32_t& compact_count) {
+__device__ __forceinline__ int stream_chunk_candidates(
+    const typename Format::Bits* in, int begin, int length, int k_chunk, bool largest, int capacity,
+    int index_bits, uint64_t* cand, uint64_t* scratch, int scratch_entries,
+    PackedSelectShared& select, RankBin& rank_bin, uint32_t* warp_totals, uint32_t* added,
+    uint32_t& compact_count, PhaseProbe& probe) {
   using Bits = typename Format::Bits;
   constexpr int kVec = 16 / sizeof(Bits);
   constexpr int kVectors = stream_vectors<Format>();
@@ -635,6 +633,7 @@ __device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bi
     for (int d = 0; d < kDepth; ++d) {
       const int base = ring_base + d * kStep;
       if (base >= vectors) break;  // uniform
+      const long long tile_start = probe.now();
       uint64_t value[kStreamPerThread];
       uint32_t pass = 0;
 #pragma unroll
@@ -653,9 +652,13 @@ __device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bi
           if (v < vectors && value[i] >= floor) pass |= 1u << i;
         }
       }
+      const long long packed = probe.now();
+      probe.tally(0, packed - tile_start);  // tally 0: waiting for the tile's load, packing
       load(ring[d], base + kDepth * kStep);
       admit(value, pass, count, &added[turn]);
       __syncthreads();
+      const long long admitted = probe.now();
+      probe.tally(1, admitted - packed);  // tally 1: admission and the tile's barrier
       count += static_cast<int>(added[turn]);
       if (t == 0) added[turn == 0 ? 2 : turn - 1] = 0;  // the tile after next's
       turn = turn == 2 ? 0 : turn + 1;
@@ -680,6 +683,8 @@ __device__ __forceinline__ int stream_chunk_candidates(const typename Format::Bi
           floor = cut;
           __syncthreads();
         }
+        probe.tally(2, probe.now() - admitted);  // tally 2: floor raises, and (3) how many
+        probe.tally(3, 1);
       }
     }
   }
@@ -1320,7 +1325,7 @@ __global__ void __launch_bounds__(kThreads, kStreaming ? kStreamCtasPerSm * 256 
                                 : stream_chunk_candidates<Format, kThreads>(
                                       in, begin, length, k_chunk, largest, plan.stream_capacity,
                                       plan.index_bits, streamed, sorted, plan.sort_entries, select,
-                                      rank_bin, warp_totals, stream_added, compact_count);
+                                      rank_bin, warp_totals, stream_added, compact_count, probe);
   } else {
     loaded_max = load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
   }
