@@ -105,6 +105,22 @@ FASTTOPK_HD uint32_t sentinel_bits(bool largest) {
   return largest ? (Format::kPosInf | Format::kSignBit) : Format::kPosInf;
 }
 
+/// Raw bits t of the value-domain admission test for floor key `floor_key`
+/// (src/cuda/value_filter.cuh): the value whose key is the floor clamped to
+/// the non-NaN keys [key(-inf), key(+inf)] (the same range in both orders).
+/// Admitting x when !(x < t) (largest) or x <= t (smallest) admits every
+/// value whose key is >= floor_key, but for one case: floor key 0 in the
+/// smallest order, which NaN's key meets and the test never admits
+/// (tests/cpp/test_keys.cpp checks both claims).
+template <typename Format>
+FASTTOPK_HD uint32_t admission_bits(uint32_t floor_key, bool largest) {
+  const uint32_t lowest_key = rank_key<Format>(Format::kPosInf | Format::kSignBit, true);
+  const uint32_t highest_key = rank_key<Format>(Format::kPosInf, true);
+  const uint32_t raised = floor_key < lowest_key ? lowest_key : floor_key;  // max, then min
+  const uint32_t clamped = raised > highest_key ? highest_key : raised;
+  return value_bits_of_key<Format>(clamped, largest);
+}
+
 /// A (key, index) pair packed so that a larger packed value ranks earlier:
 /// key in the high 32 bits, the bitwise complement of the index in the low 32
 /// (so a lower index is a larger packed value). Indices are < 2^31.

@@ -5,7 +5,7 @@
 // key F. Computing a key costs 6-10 instructions per element (NaN test, sign
 // flip, direction); for a stream where few elements pass, that is most of
 // the work. Instead the floor is turned once into a raw value t
-// (admission_bits), and an element x is admitted when
+// (admission_bits, keys.hpp), and an element x is admitted when
 //   largest:  !(x < t)   (x >= t, or x is NaN)     -- set.geu
 //   smallest:  x <= t    (never NaN)                -- set.le
 // one compare per fp32 element, one per *pair* of fp16/bf16 elements
@@ -41,17 +41,6 @@
 #include "keys.hpp"
 
 namespace fasttopk::detail {
-
-/// Raw bits t of the admission test for floor key `floor_key` (see the file
-/// comment): the value whose key is the floor clamped to [key(-inf),
-/// key(+inf)] of the largest order, for either order.
-template <typename Format>
-__device__ __forceinline__ uint32_t admission_bits(uint32_t floor_key, bool largest) {
-  const uint32_t lowest_key = rank_key<Format>(Format::kPosInf | Format::kSignBit, true);
-  const uint32_t highest_key = rank_key<Format>(Format::kPosInf, true);
-  const uint32_t clamped = min(max(floor_key, lowest_key), highest_key);
-  return value_bits_of_key<Format>(clamped, largest);
-}
 
 template <typename Format>
 struct ValueFilter;

@@ -7,9 +7,13 @@
 #include <random>
 
 #include "keys.hpp"
+#include "test_util.hpp"
 
 namespace fasttopk::detail {
 namespace {
+
+using fasttopk::DType;
+using fasttopk_test::to_double;
 
 template <typename Format>
 bool is_nan_bits(uint32_t b) {
@@ -57,6 +61,80 @@ TEST(Keys, NanKeysAreTheExtremes) {
   EXPECT_FALSE(is_nan_key<Bf16Bits>(0xffffu, false));
   // +inf is the largest non-NaN key, one below NaN's.
   EXPECT_EQ(rank_key<Fp32Bits>(0x7f800000u, true), 0xff800000u);
+}
+
+// admission_bits turns a floor key into a raw value t; kernels that filter
+// in the value domain (row_per_warp, split_row's streaming) admit x when
+// !(x < t) (largest) or x <= t (smallest) and must never drop a value whose
+// key is >= the floor, the one exception (floor 0, smallest: NaN) aside.
+// The float compare is done here on exact doubles (test_util.hpp's decoding,
+// independent of keys.hpp); the kernels use the same compare in hardware.
+template <typename Format>
+void expect_admission_superset(DType dtype, uint32_t x, uint32_t floor_key, bool largest) {
+  const uint32_t t = admission_bits<Format>(floor_key, largest);
+  const double xv = to_double(dtype, x), tv = to_double(dtype, t);
+  const bool admitted = largest ? !(xv < tv) : (xv <= tv);
+  const bool must = rank_key<Format>(x, largest) >= floor_key;
+  const bool excepted = !largest && floor_key == 0 && is_nan_bits<Format>(x);
+  if (must && !excepted) {
+    ASSERT_TRUE(admitted) << std::hex << "bits 0x" << x << " floor key 0x" << floor_key << " t 0x"
+                          << t << " largest " << largest;
+  }
+  if (excepted) {
+    ASSERT_FALSE(admitted) << std::hex << "NaN 0x" << x << " admitted";
+  }
+}
+
+template <typename Format>
+void check_admission_16bit(DType dtype) {
+  std::mt19937 rng(777);
+  for (const bool largest : {true, false}) {
+    for (uint32_t x = 0; x <= 0xffffu; ++x) {
+      const uint32_t key = rank_key<Format>(x, largest);
+      // The hardest floors for x (its own key and the next ones), the
+      // extremes, and a spread of others.
+      const uint32_t floors[] = {
+          key, key + 1 > 0xffffu ? key : key + 1, key == 0 ? 0 : key - 1, 0, 1, 0xffffu, 0xfffeu};
+      for (const uint32_t f : floors) expect_admission_superset<Format>(dtype, x, f, largest);
+      for (int i = 0; i < 64; ++i) {
+        expect_admission_superset<Format>(dtype, x, rng() & 0xffffu, largest);
+      }
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST(Keys, AdmissionIsASupersetOfTheFloorFp16) { check_admission_16bit<Fp16Bits>(DType::kFloat16); }
+TEST(Keys, AdmissionIsASupersetOfTheFloorBf16) {
+  check_admission_16bit<Bf16Bits>(DType::kBFloat16);
+}
+
+TEST(Keys, AdmissionIsASupersetOfTheFloorFp32) {
+  std::mt19937 rng(4242);
+  auto check = [&](uint32_t x) {
+    for (const bool largest : {true, false}) {
+      const uint32_t key = rank_key<Fp32Bits>(x, largest);
+      const uint32_t floors[] = {
+          key,         key == 0xffffffffu ? key : key + 1, key == 0 ? 0 : key - 1, 0, 1,
+          0xffffffffu, static_cast<uint32_t>(rng())};
+      for (const uint32_t f : floors) {
+        expect_admission_superset<Fp32Bits>(DType::kFloat32, x, f, largest);
+      }
+    }
+  };
+  const uint32_t edges[] = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u,
+                            0x00800000u, 0x80800000u, 0x3f800000u, 0xbf800000u};
+  for (const uint32_t e : edges) {
+    for (uint32_t d = 0; d < 4096; ++d) {
+      check(e + d);
+      check(e - d);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+  for (int i = 0; i < (1 << 20); ++i) {
+    check(static_cast<uint32_t>(rng()));
+    if (::testing::Test::HasFatalFailure()) return;
+  }
 }
 
 }  // namespace
