@@ -724,11 +724,12 @@ TEST_F(Gpu, StreamedChunks) {
 // ---------------------------------------------------------------------------
 // Streamed chunks whose floor sits on special keys. A streaming CTA raises
 // its floor to the k-th best candidate so far and may test raw values
-// against it (value_filter.cuh). Two rows make that floor land where the
+// against it (value_filter.cuh). Three rows make that floor land where the
 // raw test is weakest: rows almost all NaN (the floor is NaN's key: the
 // largest order must keep admitting NaN, the smallest order's floor key is 0,
-// which the raw test cannot express) and rows of signed zeros with a few
-// numbers (the floor is +0 or -0, which compare equal as floats). 270 rows
+// which the raw test cannot express), rows of signed zeros with a few
+// numbers (the floor is +0 or -0, which compare equal as floats) and rows of
+// 40 numbers padded with -inf (at k = 300 the floor is -inf: ties). 270 rows
 // of 20001 columns at k = 300 stream one chunk a row in split_row.
 // ---------------------------------------------------------------------------
 
@@ -736,7 +737,7 @@ TEST_F(Gpu, StreamedFloorOnSpecialKeys) {
   const int64_t rows = 270, cols = 20001, k = 300;
   for (DType d : kDTypes) {
     const std::vector<uint32_t> nans = nan_patterns(d);
-    for (int kind = 0; kind < 2; ++kind) {
+    for (int kind = 0; kind < 3; ++kind) {
       for (bool largest : {true, false}) {
         Matrix m(d, rows, cols);
         Rng rng(seed_of({static_cast<int>(d), kind, largest, 4711}));
@@ -749,16 +750,18 @@ TEST_F(Gpu, StreamedFloorOnSpecialKeys) {
                   : u < 0.006 ? pos_inf_bits(d)
                   : u < 0.007 ? neg_inf_bits(d)
                               : nans[rng.range(0, static_cast<int64_t>(nans.size()) - 1)];
-            } else {  // +-0 but for ~50 numbers
+            } else if (kind == 1) {  // +-0 but for ~50 numbers
               v = u < 0.0025 ? from_float(d, static_cast<float>(rng.normal()))
                   : u < 0.6  ? pos_zero_bits(d)
                              : neg_zero_bits(d);
+            } else {  // 40 numbers, then -inf
+              v = c < 40 ? from_float(d, static_cast<float>(rng.normal())) : neg_inf_bits(d);
             }
             m.set(r, c, v);
           }
         }
-        SCOPED_TRACE(std::string(kind == 0 ? "mostly NaN" : "signed zeros") +
-                     (largest ? " largest" : " smallest"));
+        const char* kinds[] = {"mostly NaN", "signed zeros", "-inf padded"};
+        SCOPED_TRACE(std::string(kinds[kind]) + (largest ? " largest" : " smallest"));
         ASSERT_NO_FATAL_FAILURE(check_every_algorithm(m, k, largest, {true}));
       }
     }
