@@ -1573,16 +1573,19 @@ int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPla
   uint32_t* const tickets = handoff.tickets;
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
+    // plan.threads (fill_plan) picks the instantiation: kSplitThreads for
+    // several splits or a wide streaming k, kRowThreads otherwise.
+    const bool wide = plan.threads == kSplitThreads;
     if (plan.stream_capacity > 0) {
-      return plan.threads == kSplitThreads ? launch_tickets<Format, kSplitThreads, true>(
-                                                 q, device, plan, candidates, tickets, stream)
-                                           : launch_tickets<Format, kRowThreads, true>(
-                                                 q, device, plan, candidates, tickets, stream);
+      return wide ? launch_tickets<Format, kSplitThreads, true>(q, device, plan, candidates,
+                                                                tickets, stream)
+                  : launch_tickets<Format, kRowThreads, true>(q, device, plan, candidates, tickets,
+                                                              stream);
     }
-    return plan.splits > 1 ? launch_tickets<Format, kSplitThreads, false>(
-                                 q, device, plan, candidates, tickets, stream)
-                           : launch_tickets<Format, kRowThreads, false>(q, device, plan, candidates,
-                                                                        tickets, stream);
+    return wide ? launch_tickets<Format, kSplitThreads, false>(q, device, plan, candidates, tickets,
+                                                               stream)
+                : launch_tickets<Format, kRowThreads, false>(q, device, plan, candidates, tickets,
+                                                             stream);
   });
 }
 
