@@ -259,8 +259,18 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
   const int64_t tile = stream_tile(plan->threads);
   plan->stream_capacity =
       streaming ? static_cast<int>(k_chunk + tile + std::max<int64_t>(k_chunk, tile)) : 0;
-  plan->slots = static_cast<int>(std::min<int64_t>(
-      chunk, handoff == Handoff::kCluster && q.k <= kPrefilterMaxK ? prefilter_slots(q.k) : q.k));
+  // Cluster plans for larger k select and rank across the cluster
+  // (distributed_top_k) and reach the select path only where heavy ties
+  // overflow its set; the pre-filter's extra slots would buy nothing there
+  // but shared memory, and they cost a second wave: 32 x 131072 bf16 k256
+  // with 4k + 128 slots fit only one CTA per SM and took 39.8 µs for a
+  // launch of 22.6 µs, 22.2 µs with k slots (docs/perf-notes.md v38). The
+  // cost: 16 x 128256 k256, one wave at one CTA per SM either way, went
+  // from 16.9 to 19.1 µs (branch wip/lean-hybrid keeps the pre-filter's
+  // slots where they already fit one wave; not yet timed).
+  const bool distributed = handoff == Handoff::kCluster && q.k > kRankMax / 2 && splits > 1;
+  const bool prefilter = handoff == Handoff::kCluster && q.k <= kPrefilterMaxK && !distributed;
+  plan->slots = static_cast<int>(std::min<int64_t>(chunk, prefilter ? prefilter_slots(q.k) : q.k));
   // The candidate budget (slots >= min(k, chunk), so this also bounds the
   // estimate candidates_for() steered the split count by).
   if (splits > 1 && int64_t{splits} * plan->slots > kMaxCandidates) return false;
@@ -277,12 +287,10 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
   // the keys region once phase A is done (see rank_phase_b).
   const bool histogram = handoff == Handoff::kCluster && q.k <= kRankMax / 2 &&
                          plan->slots > std::min<int64_t>(q.k, chunk);
-  // Cluster plans for larger k select and rank across the cluster
-  // (distributed_top_k): each CTA's two digit histograms alias its sort
+  // Distributed plans: each CTA's two digit histograms alias its sort
   // buffer (used only on the select path, after the histograms), and a
   // chunk's candidate set and its sorted copy take the two halves of the
   // pool (power-of-two halves: a large set is sorted by the bitonic network).
-  const bool distributed = handoff == Handoff::kCluster && q.k > kRankMax / 2 && splits > 1;
   plan->set_capacity = 0;
   int64_t pool_entries = int64_t{splits} * plan->slots;
   if (distributed) {
