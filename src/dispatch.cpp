@@ -50,7 +50,16 @@ struct AutoRule {
 //    vs 29.4 / 31.9, fp32 23.0 / 27.9 vs 30.1 / 34.7, 64x262144 bf16
 //    22.5 / 26.5 vs 47.5 / 50.4), while the cluster stays faster on
 //    32x131072 (14.6 / 16.2 vs 18.1 / 20.0) and on the shorter rows of the
-//    llm suite.
+//    llm suite. A sweep of 24-64 rows of 65536-200000 columns (cold µs,
+//    2026-12-07 09:10 UTC, docs/perf-notes.md v38) moved more of them to
+//    row_per_warp: k <= 16 from 24 rows and 65536 columns (0.79-0.96x the
+//    cluster's time, 32x131072 bf16 k8 12.9 vs 14.7 µs; 24x131072 was the
+//    one loss, 1.02-1.07x) and k <= 64 from 48 rows and 100000 columns
+//    (0.49-0.89x; 64x131072 bf16 k64 19.1 vs 27.6). Below 48 rows or at
+//    65536 columns the cluster stays faster for k = 32-64. From 33 rows and
+//    200000 columns a row needs >= 7 CTAs of the cluster, so more than one
+//    wave: split_row takes k > 64 there (0.54-0.80x, 64x200000 bf16 k256
+//    48.9 vs 90.9 µs; the cluster rejects k = 2048 at that length anyway).
 //  - row_per_cluster (split_row's kernel with the hand-off inside a
 //    thread-block cluster: no workspace, no memset node) beats every other
 //    algorithm on <= 8 rows of 8192-131072 columns at any k (0.59-0.93x the
@@ -82,6 +91,9 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, 65, 384, 16385, -1, 64},
     {Algorithm::kRowPerWarp, 32, 64, 100000, -1, 1},
     {Algorithm::kRowPerWarp, 16, 64, 200000, -1, 64},
+    {Algorithm::kRowPerWarp, 24, 64, 65536, -1, 16},
+    {Algorithm::kRowPerWarp, 48, 64, 100000, -1, 64},
+    {Algorithm::kSplitRow, 33, 64, 200000, -1, 1024},
     {Algorithm::kRowPerCluster, -1, 8, 8192, -1, 2048},
     {Algorithm::kRowPerCluster, 9, 32, 8192, -1, 2048},
     {Algorithm::kRowPerCluster, 33, 64, 8192, -1, 1024},
