@@ -607,6 +607,14 @@ TEST_F(Gpu, LargeShapes) {
       {DType::kFloat32, 1, 131072, 2048, Dist::kSortedAscending, PerRow::kNone},
       {DType::kBFloat16, 2, 65536, 300, Dist::kAllEqual, PerRow::kNone},
       {DType::kBFloat16, 4, 50304, 1000, Dist::kFewDistinct, PerRow::kBoth},
+      // Distributed plans at k 129-256 keep k slots a CTA (no pre-filter's
+      // 4k + 128: v38), so their fallback select path runs with exactly k
+      // slots; per-row k below 129 turns the pre-filter on there with fewer
+      // slots than it asks for (it falls back to the exact select). 32 rows
+      // of 131072: the shape whose second wave v38 saved.
+      {DType::kBFloat16, 2, 65536, 200, Dist::kAllEqual, PerRow::kNone},
+      {DType::kFloat16, 32, 131072, 256, Dist::kFewDistinct, PerRow::kK},
+      {DType::kFloat32, 32, 100000, 129, Dist::kFewDistinct, PerRow::kBoth},
   };
   for (DType d : kDTypes) {
     shapes.push_back({d, 4, 50304, 5, Dist::kRandn, PerRow::kNone});
