@@ -51,7 +51,7 @@ struct AutoRule {
 //    22.5 / 26.5 vs 47.5 / 50.4), while the cluster stays faster on
 //    32x131072 (14.6 / 16.2 vs 18.1 / 20.0) and on the shorter rows of the
 //    llm suite. A sweep of 24-64 rows of 65536-200000 columns (cold µs,
-//    2026-12-07 09:10 UTC, docs/perf-notes.md v38) moved more of them to
+//    2026-12-07 08:57-09:00 UTC, docs/perf-notes.md v38) moved more of them to
 //    row_per_warp: k <= 16 from 24 rows and 65536 columns (0.79-0.96x the
 //    cluster's time, 32x131072 bf16 k8 12.9 vs 14.7 µs; 24x131072 was the
 //    one loss, 1.02-1.07x) and k <= 64 from 48 rows and 100000 columns
