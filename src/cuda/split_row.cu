@@ -561,10 +561,24 @@ __device__ __forceinline__ int stream_chunk_candidates(
     }
   };
 
-  // The coarse raise (see above). Returns false, with cand untouched, where
-  // it would keep too many; then the exact select follows.
   uint64_t floor = 0;
   int count = 0;  // candidates in cand: uniform
+  // Keeps the `kept` candidates >= cut (compacted through scratch; the
+  // caller has zeroed compact_count before a barrier) and raises the floor
+  // to cut: the end of either raise.
+  auto keep_from = [&](uint64_t cut, int kept) {
+    for (int i = t; i < count; i += kThreads) {
+      const uint64_t v = cand[i];
+      if (v >= cut) scratch[atomicAdd(&compact_count, 1u)] = v;
+    }
+    __syncthreads();
+    for (int i = t; i < kept; i += kThreads) cand[i] = scratch[i];
+    count = kept;
+    floor = cut;
+    __syncthreads();
+  };
+  // The coarse raise (see above). Returns false, with cand untouched, where
+  // it would keep too many; then the exact select follows.
   auto coarse_raise = [&]() -> bool {
     static_assert(kCoarseBins % kThreads == 0, "whole bins a thread");
     constexpr int kBinsPerThread = kCoarseBins / kThreads;
@@ -606,16 +620,7 @@ __device__ __forceinline__ int stream_chunk_candidates(
     const int kept = static_cast<int>(rank_bin.above + rank_bin.in_bin);
     const int slack = capacity - kTile - k_chunk;
     if (kept > k_chunk + slack / 2 || kept > scratch_entries) return false;  // uniform
-    const uint64_t cut = static_cast<uint64_t>(base + (rank_bin.bin << shift)) << 32;
-    for (int i = t; i < count; i += kThreads) {
-      const uint64_t v = cand[i];
-      if (v >= cut) scratch[atomicAdd(&compact_count, 1u)] = v;
-    }
-    __syncthreads();
-    for (int i = t; i < kept; i += kThreads) cand[i] = scratch[i];
-    count = kept;
-    floor = cut;
-    __syncthreads();
+    keep_from(static_cast<uint64_t>(base + (rank_bin.bin << shift)) << 32, kept);
     return true;
   };
 
@@ -679,17 +684,9 @@ __device__ __forceinline__ int stream_chunk_candidates(
         }
         if (!raised) {
           if (t == 0) compact_count = 0;  // ordered by the select's first barrier
-          const uint64_t cut = block_select_packed<Format::kKeyBits, kThreads>(
-              select, count, k_chunk, index_bits, [&](int i) { return cand[i]; });
-          for (int i = t; i < count; i += kThreads) {
-            const uint64_t v = cand[i];
-            if (v >= cut) scratch[atomicAdd(&compact_count, 1u)] = v;
-          }
-          __syncthreads();
-          for (int i = t; i < k_chunk; i += kThreads) cand[i] = scratch[i];
-          count = k_chunk;
-          floor = cut;
-          __syncthreads();
+          keep_from(block_select_packed<Format::kKeyBits, kThreads>(
+                        select, count, k_chunk, index_bits, [&](int i) { return cand[i]; }),
+                    k_chunk);
         }
         probe.tally(2, probe.now() - admitted);  // tally 2: floor raises, and (3) how many
         probe.tally(3, 1);
