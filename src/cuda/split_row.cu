@@ -237,10 +237,17 @@ int64_t candidates_for(const Problem& q, int64_t splits) {
   return splits * std::min<int64_t>(q.k, ceil_div(q.cols, splits));
 }
 
+/// How many candidate slots a distributed cluster plan (k > kRankMax / 2)
+/// keeps a CTA for its select path, which it reaches only where heavy ties
+/// overflow its set: the pre-filter's 4k + 128 up to kPrefilterMaxK, so
+/// that path stays quick, or k alone (lean), which shrinks the plan's
+/// shared memory enough to fit a second CTA on an SM (make_plan).
+enum class DistributedSlots { kPrefilter, kLean };
+
 /// The rest of a plan once the split count is known. Returns false if it
 /// does not fit (candidate budget, chunk or shared-memory limits).
 bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Handoff handoff,
-               SplitPlan* plan) {
+               SplitPlan* plan, DistributedSlots distributed_slots = DistributedSlots::kPrefilter) {
   const int64_t max_chunk = handoff == Handoff::kCluster ? kMaxClusterChunk : kMaxChunk;
   // Chunks of whole 16-byte vectors (8 elements) when the row is split, so
   // that every chunk of an aligned row starts aligned.
@@ -260,16 +267,10 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
   plan->stream_capacity =
       streaming ? static_cast<int>(k_chunk + tile + std::max<int64_t>(k_chunk, tile)) : 0;
   // Cluster plans for larger k select and rank across the cluster
-  // (distributed_top_k) and reach the select path only where heavy ties
-  // overflow its set; the pre-filter's extra slots would buy nothing there
-  // but shared memory, and they cost a second wave: 32 x 131072 bf16 k256
-  // with 4k + 128 slots fit only one CTA per SM and took 39.8 µs for a
-  // launch of 22.6 µs, 22.2 µs with k slots (docs/perf-notes.md v38). The
-  // cost: 16 x 128256 k256, one wave at one CTA per SM either way, went
-  // from 16.9 to 19.1 µs (branch wip/lean-hybrid keeps the pre-filter's
-  // slots where they already fit one wave; not yet timed).
+  // (distributed_top_k); see DistributedSlots for their select path's slots.
   const bool distributed = handoff == Handoff::kCluster && q.k > kRankMax / 2 && splits > 1;
-  const bool prefilter = handoff == Handoff::kCluster && q.k <= kPrefilterMaxK && !distributed;
+  const bool prefilter = handoff == Handoff::kCluster && q.k <= kPrefilterMaxK &&
+                         !(distributed && distributed_slots == DistributedSlots::kLean);
   plan->slots = static_cast<int>(std::min<int64_t>(chunk, prefilter ? prefilter_slots(q.k) : q.k));
   // The candidate budget (slots >= min(k, chunk), so this also bounds the
   // estimate candidates_for() steered the split count by).
@@ -350,17 +351,29 @@ bool make_plan(const Problem& q, const DeviceFacts& device, int forced_splits, H
   if (handoff == Handoff::kCluster) {
     const int64_t most = std::clamp<int64_t>(q.cols / kMinClusterChunk, 2, kMaxClusterCtas);
     int64_t best_cost = -1;  // waves, then 1 if CTAs share SMs, lower is better
-    for (int64_t splits = most; splits >= std::max<int64_t>(2, min_splits); --splits) {
-      SplitPlan candidate{};
-      if (!fill_plan(q, device, splits, handoff, &candidate)) continue;
-      const int64_t resident = resident_clusters(q, device, candidate);
-      const int64_t waves = ceil_div(q.rows, std::max<int64_t>(1, resident));
-      const int64_t cost = 2 * waves + (q.rows * splits > device.sm_count ? 1 : 0);
-      if (best_cost < 0 || cost < best_cost) {
-        *plan = candidate;
-        best_cost = cost;
+    auto search = [&](DistributedSlots slots) {
+      for (int64_t splits = most; splits >= std::max<int64_t>(2, min_splits); --splits) {
+        SplitPlan candidate{};
+        if (!fill_plan(q, device, splits, handoff, &candidate, slots)) continue;
+        const int64_t resident = resident_clusters(q, device, candidate);
+        const int64_t waves = ceil_div(q.rows, std::max<int64_t>(1, resident));
+        const int64_t cost = 2 * waves + (q.rows * splits > device.sm_count ? 1 : 0);
+        if (best_cost < 0 || cost < best_cost) {
+          *plan = candidate;
+          best_cost = cost;
+        }
+        if (cost == 2) break;  // one wave, one CTA per SM
       }
-      if (cost == 2) break;  // one wave, one CTA per SM
+    };
+    search(DistributedSlots::kPrefilter);
+    // Lean slots only where they save a wave or a shared SM: 32 x 131072
+    // bf16 k256 took two waves with the pre-filter's slots (39.8 µs of graph
+    // time for a 22.6 µs launch) and one with lean ones (22.2 µs), but
+    // 16 x 128256 k256, one wave at one CTA per SM either way, went from
+    // 16.9 to 19.1 µs with lean ones: the smaller CTAs then also fit two to
+    // an SM, and some SMs probably get two (docs/perf-notes.md v38).
+    if (best_cost > 2 && q.k > kRankMax / 2 && q.k <= kPrefilterMaxK) {
+      search(DistributedSlots::kLean);
     }
     return best_cost >= 0;
   }
