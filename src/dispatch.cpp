@@ -76,9 +76,12 @@ struct AutoRule {
 //    (16x65536 k1024 bf16 18.4 vs 42.8 µs, 32x32000 k256 fp32 15.0 vs 21.7)
 //    and on 33-64 rows at k <= 1024 (64x32768 k512 fp32 18.9 vs 27.5,
 //    64x8192 k512 15.0 vs row_per_cta's 18.8) and at k = 2048 from 65536
-//    columns (64x131072 k2048 bf16 81.5 vs 101.0; at 8192-32768 columns
-//    split_row and row_per_cta stay faster: 64x32768 k2048 fp32 42.5 vs
-//    55.4; gpu-check of 2026-11-24 23:17 UTC).
+//    columns (64x131072 k2048 bf16 81.5 vs 101.0; gpu-check of 2026-11-24
+//    23:17 UTC). Since v40 (parts of the cluster's set sorted by key bins)
+//    it also wins at k = 2048 from 8192 columns, where split_row and
+//    row_per_cta were faster: 64x8192 fp32 21.8 vs row_per_cta's 33.2 µs,
+//    64x32768 fp32 23.9 vs split_row's 40.8, bf16 24.0 vs 42.3 (gpu-check
+//    of 2026-12-07 09:59-10:05 UTC).
 //  - split_row wins for few long rows (rows <= 64, cols >= 16384) where the
 //    cluster rules above do not apply or the cluster rejects the shape, and
 //    for k > 64 on long rows; row_per_cta (= split_row with one split) for the
@@ -96,8 +99,7 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kSplitRow, 33, 64, 200000, -1, 1024},
     {Algorithm::kRowPerCluster, -1, 8, 8192, -1, 2048},
     {Algorithm::kRowPerCluster, 9, 32, 8192, -1, 2048},
-    {Algorithm::kRowPerCluster, 33, 64, 8192, -1, 1024},
-    {Algorithm::kRowPerCluster, 33, 64, 65536, -1, 2048},
+    {Algorithm::kRowPerCluster, 33, 64, 8192, -1, 2048},
     {Algorithm::kSplitRow, -1, 64, 8193, -1, 2048},
     {Algorithm::kRowPerCta, -1, -1, -1, 16384, 2048},
     {Algorithm::kSplitRow, -1, -1, 16385, -1, 2048},

@@ -169,6 +169,27 @@ constexpr int kRankedFirstMaxK = 8;
 // threads a candidate, <= 32 comparisons each); larger pools go through the
 // histogram, which isolates the few candidates around the k-th.
 constexpr int kRankWholeMax = 128;
+// Distributed cluster plans sort each CTA's part of the set S by key bins
+// (sort_part_by_bins) when it has more than this many members, by counting
+// (or a bitonic network) otherwise and wherever a bin is crowded. Counting is
+// O(n^2 / threads): 64x32768 bf16 k2048 (parts of ~1,000 on 2 CTAs a row)
+// spent 34.5 of its 55 µs between the part gathered and every part sorted
+// (probe). With bins it took 23.7 µs. Parts of ~256 (one row on 8 CTAs at
+// k = 2048) gain too: 1x131072 k2048 fp32 20.97 µs counting, 18.4 with bins;
+// parts of ~64 lose: 1x32768 k512 fp32 12.25 -> 13.13, 1x131072 k512 15.91
+// -> 16.61; ~128 are even (1x65536 k1024 14.77 / 14.81). So 160, between the
+// two measured thresholds (64 and 256; 160 itself is not yet timed,
+// docs/perf-notes.md v40). The bins alias the chunk's keys, so a plan needs
+// chunks of >= kPartBins elements for them. 0: never.
+#ifndef FASTTOPK_TUNE_CLUSTER_BIN_SORT_MIN
+#define FASTTOPK_TUNE_CLUSTER_BIN_SORT_MIN 160
+#endif
+constexpr int kBinSortMinPart = FASTTOPK_TUNE_CLUSTER_BIN_SORT_MIN;
+constexpr int kPartBinBits = 10;  // 1,024 bins: 4 KB, within any cluster CTA's key region
+constexpr int kPartBins = 1 << kPartBinBits;
+// A bin with more members than this (ties, or a key far from the rest
+// widening the bins) sends the part back to counting or the bitonic network.
+constexpr uint32_t kPartBinMaxMembers = 64;
 // Pre-filtered cluster plans with k <= kRankMax / 2 end differently: rank 0
 // histograms the top kHistogramBits key bits of the candidates and ranks
 // those in and above the bin of the k-th one directly when they are at most
@@ -948,6 +969,92 @@ __device__ __forceinline__ void rank_by_counting(const uint64_t* set, int n, Emi
 }
 
 /*
+ * Sorts the n unique packed values of `set` (shared memory) descending into
+ * `ordered` by bins of their keys, in O(n) work and six block barriers
+ * instead of rank_by_counting's O(n^2 / threads):
+ *  1. The largest key hi (a block max); every key is >= lo, so bins of
+ *     2^shift keys, shift the least with (hi - lo) >> shift < kPartBins,
+ *     cover the set (for fp16/bf16 sets of a few hundred distinct keys, one
+ *     key a bin).
+ *  2. A histogram of the bins, and one block scan from the top bin down
+ *     turns it into each bin's first position in descending order.
+ *  3. Each member takes a position in its bin's range by a shared atomic
+ *     (`ordered` is then grouped by bin, in no particular order within one).
+ *  4. Its rank within the bin is the number of bin-mates larger than it;
+ *     packed values are unique, so bin start + that rank is a permutation
+ *     of 0 .. n-1 that depends only on the values: the sort is
+ *     deterministic whatever the atomics' order. It goes to `set`, then is
+ *     copied back to `ordered`.
+ * Returns false, with `set` untouched, if some bin holds more than
+ * kPartBinMaxMembers (step 4 would be quadratic in it); `ordered` may then
+ * hold anything. `bins` holds kPartBins words; `key_max` and `bin_max` are
+ * shared words the caller zeroed before a block barrier that precedes this
+ * call, as it did the members' stores. All threads call this; every key >= lo.
+ */
+template <int kThreads>
+__device__ __forceinline__ bool sort_part_by_bins(uint64_t* set, uint64_t* ordered, int n,
+                                                  uint32_t lo, uint32_t* bins,
+                                                  uint32_t* warp_totals, uint32_t& key_max,
+                                                  uint32_t& bin_max) {
+  static_assert(kPartBins % kThreads == 0 || kThreads % kPartBins == 0, "whole bins a thread");
+  constexpr int kBinsPerThread = kPartBins >= kThreads ? kPartBins / kThreads : 1;
+  const int t = threadIdx.x;
+  for (int i = t; i < kPartBins; i += kThreads) bins[i] = 0;
+  uint32_t hi = lo;
+  for (int i = t; i < n; i += kThreads) hi = max(hi, static_cast<uint32_t>(set[i] >> 32));
+  hi = __reduce_max_sync(kFullWarp, hi);
+  if ((t & 31) == 0) atomicMax(&key_max, hi);
+  __syncthreads();  // bins zeroed, key_max final
+  const uint32_t span = key_max - lo;
+  const int shift = max(0, (span == 0 ? 0 : 32 - __clz(static_cast<int>(span))) - kPartBinBits);
+  auto bin_of = [&](uint64_t v) { return (static_cast<uint32_t>(v >> 32) - lo) >> shift; };
+  for (int i = t; i < n; i += kThreads) atomicAdd(&bins[bin_of(set[i])], 1u);
+  __syncthreads();  // histogram complete
+  // Thread 0 owns the highest bins, so a prefix sum in thread order counts
+  // the members above each thread's bins.
+  const int first = (kThreads - 1 - t) * kBinsPerThread;
+  const bool owner = first >= 0 && first < kPartBins;
+  uint32_t counts[kBinsPerThread];
+  uint32_t mine = 0, crowded = 0;
+#pragma unroll
+  for (int i = 0; i < kBinsPerThread; ++i) {
+    counts[i] = owner ? bins[first + i] : 0u;
+    mine += counts[i];
+    crowded = max(crowded, counts[i]);
+  }
+  uint32_t total;
+  uint32_t run = block_exclusive_sum<kThreads>(mine, warp_totals, &total);
+  if (owner) {
+#pragma unroll
+    for (int i = kBinsPerThread - 1; i >= 0; --i) {
+      bins[first + i] = run;  // the bin's first position, descending
+      run += counts[i];
+    }
+  }
+  crowded = __reduce_max_sync(kFullWarp, crowded);
+  if ((t & 31) == 0) atomicMax(&bin_max, crowded);
+  __syncthreads();                                 // starts written, bin_max final
+  if (bin_max > kPartBinMaxMembers) return false;  // uniform
+  for (int i = t; i < n; i += kThreads) {
+    const uint64_t v = set[i];
+    ordered[atomicAdd(&bins[bin_of(v)], 1u)] = v;
+  }
+  __syncthreads();  // grouped by bin; bins[b] is now the end of bin b, the start of bin b - 1
+  for (int p = t; p < n; p += kThreads) {
+    const uint64_t v = ordered[p];
+    const uint32_t b = bin_of(v);
+    const uint32_t start = b + 1 < kPartBins ? bins[b + 1] : 0u;
+    const uint32_t end = bins[b];
+    uint32_t rank = start;
+    for (uint32_t j = start; j < end; ++j) rank += ordered[j] > v ? 1u : 0u;
+    set[rank] = v;
+  }
+  __syncthreads();  // sorted in set
+  for (int i = t; i < n; i += kThreads) ordered[i] = set[i];
+  return true;
+}
+
+/*
  * Phase B of a pre-filtered cluster row, when it can avoid a select and a
  * sort. The pool's real candidates (chunk c's first chunk_counts[c] slots)
  * are counted into `histogram` (zeroed by the caller) by histogram_bin, and
@@ -1073,8 +1180,9 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
  *     |S| > set_capacity (heavy ties) nothing is written and the caller
  *     takes the select path.
  *  2. Every CTA gathers its part S_c of S (block prefix sum) and sorts it
- *     into `ordered` (ranks by counting, or a bitonic network for a large
- *     part); cluster barrier.
+ *     into `ordered`: by key bins (sort_part_by_bins) for a part of more
+ *     than kBinSortMinPart members, otherwise, and where a bin is crowded,
+ *     by counting or a bitonic network for a large part; cluster barrier.
  *  3. Every CTA copies all parts side by side into `set` (one bulk pass over
  *     distributed shared memory). The rank of a member v of S_c in S is the
  *     number of larger members in every part, a binary search each (its own
@@ -1095,12 +1203,12 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
  */
 template <typename Format, int kThreads>
 __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typename Format::Bits* in,
-                                                  int64_t row, int k, const uint32_t* keys,
-                                                  int begin, int length, int split,
-                                                  const SplitPlan& plan, uint32_t* histogram,
-                                                  uint64_t* pool, RankBin& found,
-                                                  uint32_t* warp_totals, uint32_t& set_count,
-                                                  uint32_t* part_begin, PhaseProbe& probe) {
+                                                  int64_t row, int k, uint32_t* keys, int begin,
+                                                  int length, int split, const SplitPlan& plan,
+                                                  uint32_t* histogram, uint64_t* pool,
+                                                  RankBin& found, uint32_t* warp_totals,
+                                                  uint32_t& set_count, uint32_t* part_begin,
+                                                  PhaseProbe& probe) {
   static_assert(kThreads >= kDigitBins, "a thread per digit bin");
   constexpr int kCountingMax = 1024;  // larger parts sort by bitonic network
   const int t = threadIdx.x;
@@ -1163,11 +1271,22 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
   for (int i = t; i < length; i += kThreads) {
     if ((keys[i] >> kPrefixShift) >= prefix) set[slot++] = pack_key_index(keys[i], begin + i);
   }
-  if (t == 0) set_count = total;  // read remotely only after the next cluster barrier
+  if (t == 0) {
+    set_count = total;  // read remotely only after the next cluster barrier
+    // sort_part_by_bins' two shared words: every thread has read `found`
+    // (block_exclusive_sum's barrier), and the one below orders these.
+    found.bin = 0;
+    found.above = 0;
+  }
   __syncthreads();
   const int n = static_cast<int>(total);
   probe.mark();  // 6: part gathered
-  if (n <= kCountingMax) {
+  // The chunk's keys are not read again: their region holds the bins.
+  if (kBinSortMinPart > 0 && n > kBinSortMinPart && plan.chunk >= kPartBins &&
+      sort_part_by_bins<kThreads>(set, ordered, n, prefix << kPrefixShift, keys, warp_totals,
+                                  found.bin, found.above)) {
+    // sorted into `ordered`
+  } else if (n <= kCountingMax) {
     rank_by_counting<kThreads, false>(set, n, [&](int, uint64_t v, uint32_t r) { ordered[r] = v; });
   } else {
     int padded = 2;

@@ -615,6 +615,17 @@ TEST_F(Gpu, LargeShapes) {
       {DType::kBFloat16, 2, 65536, 200, Dist::kAllEqual, PerRow::kNone},
       {DType::kFloat16, 32, 131072, 256, Dist::kFewDistinct, PerRow::kK},
       {DType::kFloat32, 32, 100000, 129, Dist::kFewDistinct, PerRow::kBoth},
+      // Distributed plans of few CTAs a row hold parts of hundreds to
+      // thousands of S's members, sorted by key bins (sort_part_by_bins):
+      // randn rows (a few members a bin), per-row k and lengths, NaN and
+      // +-inf (keys far apart: crowded bins send a part back to counting or
+      // the bitonic network), few distinct values (crowded), and sorted rows
+      // (every winner in one chunk).
+      {DType::kBFloat16, 64, 32768, 2048, Dist::kRandn, PerRow::kNone},
+      {DType::kFloat32, 64, 65536, 1024, Dist::kRandn, PerRow::kBoth},
+      {DType::kFloat16, 48, 32768, 700, Dist::kSpecial, PerRow::kK},
+      {DType::kBFloat16, 40, 32768, 1500, Dist::kFewDistinct, PerRow::kNone},
+      {DType::kFloat32, 33, 40000, 2048, Dist::kSortedDescending, PerRow::kLengths},
   };
   for (DType d : kDTypes) {
     shapes.push_back({d, 4, 50304, 5, Dist::kRandn, PerRow::kNone});
