@@ -185,7 +185,7 @@ constexpr int kRankWholeMax = 128;
 #define FASTTOPK_TUNE_CLUSTER_BIN_SORT_MIN 160
 #endif
 constexpr int kBinSortMinPart = FASTTOPK_TUNE_CLUSTER_BIN_SORT_MIN;
-constexpr int kPartBinBits = 10;  // 1,024 bins: 4 KB, within any cluster CTA's key region
+constexpr int kPartBinBits = 10;  // 1,024 bins: 4 KB, the key region of a 1,024-element chunk
 constexpr int kPartBins = 1 << kPartBinBits;
 // A bin with more members than this (ties, or a key far from the rest
 // widening the bins) sends the part back to counting or the bitonic network.
