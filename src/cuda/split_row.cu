@@ -177,12 +177,13 @@ constexpr int kRankWholeMax = 128;
 // (probe). With bins it took 23.7 µs. Parts of ~256 (one row on 8 CTAs at
 // k = 2048) gain too: 1x131072 k2048 fp32 20.97 µs counting, 18.4 with bins;
 // parts of ~64 lose: 1x32768 k512 fp32 12.25 -> 13.13, 1x131072 k512 15.91
-// -> 16.61; ~128 are even (1x65536 k1024 14.77 / 14.81). So 160, between the
-// two measured thresholds (64 and 256; 160 itself is not yet timed,
-// docs/perf-notes.md v40). The bins alias the chunk's keys, so a plan needs
-// chunks of >= kPartBins elements for them. 0: never.
+// -> 16.61; ~128 are even (1x65536 k1024 14.77 / 14.81). 64 is the
+// threshold the whole GPU suite ran with; a value between the two measured
+// ones (e.g. 160: parts of ~64-128 counted) is the next A/B
+// (docs/perf-notes.md v40). The bins alias the chunk's keys, so a plan
+// needs chunks of >= kPartBins elements for them. 0: never.
 #ifndef FASTTOPK_TUNE_CLUSTER_BIN_SORT_MIN
-#define FASTTOPK_TUNE_CLUSTER_BIN_SORT_MIN 160
+#define FASTTOPK_TUNE_CLUSTER_BIN_SORT_MIN 64
 #endif
 constexpr int kBinSortMinPart = FASTTOPK_TUNE_CLUSTER_BIN_SORT_MIN;
 constexpr int kPartBinBits = 10;  // 1,024 bins: 4 KB, the key region of a 1,024-element chunk
