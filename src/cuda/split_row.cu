@@ -124,14 +124,14 @@ constexpr int kStreamWideK = FASTTOPK_TUNE_STREAM_WIDE_K;
 constexpr int kStreamCtasPerSm = FASTTOPK_TUNE_STREAM_CTAS_PER_SM;
 // Streaming chunks with k >= this raise their floor by one histogram of the
 // buffer's keys in a window fitted to them (stream_chunk_candidates), not by
-// an exact select; 0: always exact. At least 1024: the histogram's 2,048
-// counters take the sort buffer, which holds >= k packed values.
+// an exact select; 0: always exact. The histogram's 2,048 counters take the
+// sort buffer, which such plans size to >= k + tile / 2 >= 1,024 packed
+// values (fill_plan; streaming tiles hold >= 2,048 elements) at any k.
 #ifndef FASTTOPK_TUNE_STREAM_COARSE_RAISE
 #define FASTTOPK_TUNE_STREAM_COARSE_RAISE 0
 #endif
 constexpr int kStreamCoarseMinK = FASTTOPK_TUNE_STREAM_COARSE_RAISE;
-static_assert(kStreamCoarseMinK == 0 || kStreamCoarseMinK >= 1024,
-              "the coarse raise's 2,048 counters need a sort buffer of >= 1,024 values");
+static_assert(kStreamCoarseMinK >= 0, "0 (off) or the least k of a coarse raise");
 constexpr int kCoarseBits = 11;
 constexpr int kCoarseBins = 1 << kCoarseBits;
 // Vectors of 16 bytes each thread loads per tile when phase A streams: 8
@@ -170,7 +170,7 @@ constexpr int kRankedFirstMaxK = 8;
 // histogram, which isolates the few candidates around the k-th.
 constexpr int kRankWholeMax = 128;
 // Distributed cluster plans sort each CTA's part of the set S by key bins
-// (sort_part_by_bins) when it has more than this many members, by counting
+// (sort_by_key_bins) when it has more than this many members, by counting
 // (or a bitonic network) otherwise and wherever a bin is crowded. Counting is
 // O(n^2 / threads): 64x32768 bf16 k2048 (parts of ~1,000 on 2 CTAs a row)
 // spent 34.5 of its 55 µs between the part gathered and every part sorted
@@ -191,6 +191,16 @@ constexpr int kPartBins = 1 << kPartBinBits;
 // A bin with more members than this (ties, or a key far from the rest
 // widening the bins) sends the part back to counting or the bitonic network.
 constexpr uint32_t kPartBinMaxMembers = 64;
+// split_row's and the cluster's rank 0's final sort of k > this winners runs
+// by key bins (sort_by_key_bins) instead of the bitonic network, where the
+// candidates' region below the sort buffer (dead by then) holds k values and
+// the bins; 0: never. The probe put the bitonic sort of 256 winners at 8.1 µs
+// of a streamed 1024x128256 k256 bf16 CTA's 80 (docs/perf-notes.md, session
+// 26); untimed.
+#ifndef FASTTOPK_TUNE_FINAL_BIN_SORT_MIN
+#define FASTTOPK_TUNE_FINAL_BIN_SORT_MIN 128
+#endif
+constexpr int kFinalBinSortMin = FASTTOPK_TUNE_FINAL_BIN_SORT_MIN;
 // Pre-filtered cluster plans with k <= kRankMax / 2 end differently: rank 0
 // histograms the top kHistogramBits key bits of the candidates and ranks
 // those in and above the bin of the k-th one directly when they are at most
@@ -970,46 +980,58 @@ __device__ __forceinline__ void rank_by_counting(const uint64_t* set, int n, Emi
 }
 
 /*
- * Sorts the n unique packed values of `set` (shared memory) descending into
- * `ordered` by bins of their keys, in O(n) work and six block barriers
- * instead of rank_by_counting's O(n^2 / threads):
- *  1. The largest key hi (a block max); every key is >= lo, so bins of
- *     2^shift keys, shift the least with (hi - lo) >> shift < kPartBins,
- *     cover the set (for fp16/bf16 sets of a few hundred distinct keys, one
- *     key a bin).
+ * Sorts the n unique packed values of `values` (shared memory) descending, in
+ * place, by bins of their keys: O(n) work and six block barriers instead of
+ * rank_by_counting's O(n^2 / threads) or a bitonic network's log^2 n
+ * stages.
+ *  1. The least and largest keys (block min and max) fix bins of 2^shift
+ *     keys, shift the least with (largest - least) >> shift < kPartBins (for
+ *     fp16/bf16 sets of a few hundred distinct keys, one key a bin).
  *  2. A histogram of the bins, and one block scan from the top bin down
  *     turns it into each bin's first position in descending order.
- *  3. Each member takes a position in its bin's range by a shared atomic
- *     (`ordered` is then grouped by bin, in no particular order within one).
+ *  3. Each value takes a position in its bin's range of `scratch` by a
+ *     shared atomic (grouped by bin, in no particular order within one).
  *  4. Its rank within the bin is the number of bin-mates larger than it;
  *     packed values are unique, so bin start + that rank is a permutation
  *     of 0 .. n-1 that depends only on the values: the sort is
- *     deterministic whatever the atomics' order. It goes to `set`, then is
- *     copied back to `ordered`.
- * Returns false, with `set` untouched, if some bin holds more than
- * kPartBinMaxMembers (step 4 would be quadratic in it); `ordered` may then
- * hold anything. `bins` holds kPartBins words; `key_max` and `bin_max` are
- * shared words the caller zeroed before a block barrier that precedes this
- * call, as it did the members' stores. All threads call this; every key >= lo.
+ *     deterministic whatever the atomics' order. It is written back to
+ *     `values`.
+ * Returns false, with `values` untouched, if some bin holds more than
+ * kPartBinMaxMembers (step 4 would be quadratic in it). `scratch` holds n
+ * values and `bins` kPartBins words (both clobbered either way); `words` is
+ * shared scratch the caller set to {~0u, 0, 0} before a block barrier that
+ * precedes this call, as it did the values' stores. Ends with a block
+ * barrier. All threads call this.
  */
 template <int kThreads>
-__device__ __forceinline__ bool sort_part_by_bins(uint64_t* set, uint64_t* ordered, int n,
-                                                  uint32_t lo, uint32_t* bins,
-                                                  uint32_t* warp_totals, uint32_t& key_max,
-                                                  uint32_t& bin_max) {
+__device__ __forceinline__ bool sort_by_key_bins(uint64_t* values, uint64_t* scratch, int n,
+                                                 uint32_t* bins, uint32_t* warp_totals,
+                                                 RankBin& words) {
   static_assert(kPartBins % kThreads == 0 || kThreads % kPartBins == 0, "whole bins a thread");
   constexpr int kBinsPerThread = kPartBins >= kThreads ? kPartBins / kThreads : 1;
   const int t = threadIdx.x;
+  uint32_t& key_min = words.bin;
+  uint32_t& key_max = words.above;
+  uint32_t& bin_max = words.in_bin;
   for (int i = t; i < kPartBins; i += kThreads) bins[i] = 0;
-  uint32_t hi = lo;
-  for (int i = t; i < n; i += kThreads) hi = max(hi, static_cast<uint32_t>(set[i] >> 32));
+  uint32_t lo = ~0u, hi = 0;
+  for (int i = t; i < n; i += kThreads) {
+    const uint32_t key = static_cast<uint32_t>(values[i] >> 32);
+    lo = min(lo, key);
+    hi = max(hi, key);
+  }
+  lo = __reduce_min_sync(kFullWarp, lo);
   hi = __reduce_max_sync(kFullWarp, hi);
-  if ((t & 31) == 0) atomicMax(&key_max, hi);
-  __syncthreads();  // bins zeroed, key_max final
-  const uint32_t span = key_max - lo;
+  if ((t & 31) == 0) {
+    atomicMin(&key_min, lo);
+    atomicMax(&key_max, hi);
+  }
+  __syncthreads();  // bins zeroed, the key range final
+  lo = key_min;
+  const uint32_t span = key_max - lo;  // n >= 1: key_max >= key_min
   const int shift = max(0, (span == 0 ? 0 : 32 - __clz(static_cast<int>(span))) - kPartBinBits);
   auto bin_of = [&](uint64_t v) { return (static_cast<uint32_t>(v >> 32) - lo) >> shift; };
-  for (int i = t; i < n; i += kThreads) atomicAdd(&bins[bin_of(set[i])], 1u);
+  for (int i = t; i < n; i += kThreads) atomicAdd(&bins[bin_of(values[i])], 1u);
   __syncthreads();  // histogram complete
   // Thread 0 owns the highest bins, so a prefix sum in thread order counts
   // the members above each thread's bins.
@@ -1037,21 +1059,20 @@ __device__ __forceinline__ bool sort_part_by_bins(uint64_t* set, uint64_t* order
   __syncthreads();                                 // starts written, bin_max final
   if (bin_max > kPartBinMaxMembers) return false;  // uniform
   for (int i = t; i < n; i += kThreads) {
-    const uint64_t v = set[i];
-    ordered[atomicAdd(&bins[bin_of(v)], 1u)] = v;
+    const uint64_t v = values[i];
+    scratch[atomicAdd(&bins[bin_of(v)], 1u)] = v;
   }
   __syncthreads();  // grouped by bin; bins[b] is now the end of bin b, the start of bin b - 1
   for (int p = t; p < n; p += kThreads) {
-    const uint64_t v = ordered[p];
+    const uint64_t v = scratch[p];
     const uint32_t b = bin_of(v);
     const uint32_t start = b + 1 < kPartBins ? bins[b + 1] : 0u;
     const uint32_t end = bins[b];
     uint32_t rank = start;
-    for (uint32_t j = start; j < end; ++j) rank += ordered[j] > v ? 1u : 0u;
-    set[rank] = v;
+    for (uint32_t j = start; j < end; ++j) rank += scratch[j] > v ? 1u : 0u;
+    values[rank] = v;
   }
-  __syncthreads();  // sorted in set
-  for (int i = t; i < n; i += kThreads) ordered[i] = set[i];
+  __syncthreads();  // sorted
   return true;
 }
 
@@ -1181,7 +1202,7 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
  *     |S| > set_capacity (heavy ties) nothing is written and the caller
  *     takes the select path.
  *  2. Every CTA gathers its part S_c of S (block prefix sum) and sorts it
- *     into `ordered`: by key bins (sort_part_by_bins) for a part of more
+ *     into `ordered`: by key bins (sort_by_key_bins) for a part of more
  *     than kBinSortMinPart members, otherwise, and where a bin is crowded,
  *     by counting or a bitonic network for a large part; cluster barrier.
  *  3. Every CTA copies all parts side by side into `set` (one bulk pass over
@@ -1274,19 +1295,17 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
   }
   if (t == 0) {
     set_count = total;  // read remotely only after the next cluster barrier
-    // sort_part_by_bins' two shared words: every thread has read `found`
+    // sort_by_key_bins' shared words: every thread has read `found`
     // (block_exclusive_sum's barrier), and the one below orders these.
-    found.bin = 0;
-    found.above = 0;
+    found = RankBin{~0u, 0u, 0u};
   }
   __syncthreads();
   const int n = static_cast<int>(total);
   probe.mark();  // 6: part gathered
   // The chunk's keys are not read again: their region holds the bins.
   if (kBinSortMinPart > 0 && n > kBinSortMinPart && plan.chunk >= kPartBins &&
-      sort_part_by_bins<kThreads>(set, ordered, n, prefix << kPrefixShift, keys, warp_totals,
-                                  found.bin, found.above)) {
-    // sorted into `ordered`
+      sort_by_key_bins<kThreads>(set, ordered, n, keys, warp_totals, found)) {
+    for (int i = t; i < n; i += kThreads) ordered[i] = set[i];
   } else if (n <= kCountingMax) {
     rank_by_counting<kThreads, false>(set, n, [&](int, uint64_t v, uint32_t r) { ordered[r] = v; });
   } else {
@@ -1623,9 +1642,22 @@ __global__ void __launch_bounds__(kThreads, kStreaming ? kStreamCtasPerSm * 256 
   int sort_n = 2;
   while (sort_n < shape.k) sort_n <<= 1;
   for (int i = shape.k + threadIdx.x; i < sort_n; i += kThreads) sorted[i] = 0;  // sinks last
+  // By key bins where the region below the sort buffer (the chunk's keys or
+  // the streamed candidates, and the pool: all read for the last time above)
+  // holds k values and the bins.
+  const bool by_bins =
+      kFinalBinSortMin > 0 && shape.k > kFinalBinSortMin &&
+      static_cast<std::size_t>(plan.sort_offset) >=
+          static_cast<std::size_t>(shape.k) * sizeof(uint64_t) + kPartBins * sizeof(uint32_t);
+  if (by_bins && threadIdx.x == 0) rank_bin = RankBin{~0u, 0u, 0u};  // sort_by_key_bins' words
   __syncthreads();
   probe.mark();  // 8 (cluster): winners gathered
-  if (shape.k > 1) block_bitonic_sort_descending<kThreads>(sorted, sort_n);
+  if (shape.k > 1 &&
+      !(by_bins && sort_by_key_bins<kThreads>(sorted, keys64, shape.k,
+                                              reinterpret_cast<uint32_t*>(keys64 + shape.k),
+                                              warp_totals, rank_bin))) {
+    block_bitonic_sort_descending<kThreads>(sorted, sort_n);
+  }
   probe.mark();  // 9 (cluster): sorted
   for (int j = threadIdx.x; j < q.k; j += kThreads) {
     const bool valid = j < shape.k;

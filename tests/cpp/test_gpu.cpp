@@ -626,6 +626,14 @@ TEST_F(Gpu, LargeShapes) {
       {DType::kFloat16, 48, 32768, 700, Dist::kSpecial, PerRow::kK},
       {DType::kBFloat16, 40, 32768, 1500, Dist::kFewDistinct, PerRow::kNone},
       {DType::kFloat32, 33, 40000, 2048, Dist::kSortedDescending, PerRow::kLengths},
+      // The final sort of k > 128 winners by key bins (split_row, row_per_cta,
+      // the cluster's select path): randn rows of one CTA each, few distinct
+      // values (crowded bins: the bitonic network instead), NaN and +-inf with
+      // per-row k and lengths, and a streamed row.
+      {DType::kFloat32, 300, 8192, 2048, Dist::kRandn, PerRow::kNone},
+      {DType::kBFloat16, 9, 20000, 700, Dist::kFewDistinct, PerRow::kNone},
+      {DType::kFloat16, 12, 30000, 1000, Dist::kSpecial, PerRow::kBoth},
+      {DType::kBFloat16, 2, 300000, 256, Dist::kRandn, PerRow::kNone},
   };
   for (DType d : kDTypes) {
     shapes.push_back({d, 4, 50304, 5, Dist::kRandn, PerRow::kNone});
