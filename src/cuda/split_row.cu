@@ -191,6 +191,16 @@ constexpr int kPartBins = 1 << kPartBinBits;
 // A bin with more members than this (ties, or a key far from the rest
 // widening the bins) sends the part back to counting or the bitonic network.
 constexpr uint32_t kPartBinMaxMembers = 64;
+// Distributed plans whose chunk's key region holds a copy of the set S and
+// the bins skip the part sort and the binary searches: every CTA sorts all of
+// S by key bins once the parts are copied and writes its slice of the output
+// (distributed_top_k, `whole`). The probe put 1x131072 k2048 fp32's part sort
+// at 3.3 µs and its searches and writes at 4.0, 64x32768 k2048 bf16's at 3.7
+// and 5.4 (bank conflicts of 16 threads' binary searches, likely). Untimed.
+#ifndef FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT
+#define FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT 1
+#endif
+constexpr bool kWholeSetSort = FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT != 0;
 // split_row's and the cluster's rank 0's final sort of k > this winners runs
 // by key bins (sort_by_key_bins) instead of the bitonic network, where the
 // candidates' region below the sort buffer (dead by then) holds k values and
@@ -1213,6 +1223,11 @@ __device__ __forceinline__ bool rank_phase_b(const Problem& q, const typename Fo
  *     deterministic whatever the timing.
  *  4. A last cluster barrier keeps every CTA's parts alive until the others
  *     have copied them.
+ * Where the chunk's key region holds a copy of S and kPartBins bins
+ * (`whole`, kWholeSetSort), step 2 leaves the part unsorted in `ordered`, and
+ * step 3 sorts the whole copied S by key bins in every CTA (the bitonic
+ * network where bins crowd) and each CTA writes its contiguous slice of the
+ * output slots: the same ranks, without a part sort or binary searches.
  * Distributed shared memory moved only ~20-25 GB/s per SM in the probe (a
  * 4,096-bin histogram round, 128 KB read per CTA, cost ~7 µs), hence the small
  * histograms and the one bulk copy instead of remote loads per search step.
@@ -1282,16 +1297,24 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
   if (in_bin > capacity || above + in_bin > capacity) return false;
 
   // 2. This chunk's part of S, sorted (descending) into `ordered`. The
-  // members are placed by a block prefix sum of per-thread counts.
+  // members are placed by a block prefix sum of per-thread counts. Where the
+  // chunk's key region (dead once the part is gathered) holds a copy of S
+  // and the bins, the part stays unsorted in `ordered` instead and every CTA
+  // sorts the whole S once the parts are copied (step 3, `whole`).
   uint64_t* set = pool;
   uint64_t* ordered = pool + plan.set_capacity;
+  const bool whole =
+      kWholeSetSort &&
+      static_cast<int64_t>(plan.chunk) * sizeof(uint32_t) >=
+          static_cast<int64_t>(plan.set_capacity) * sizeof(uint64_t) + kPartBins * sizeof(uint32_t);
+  uint64_t* part = whole ? ordered : set;
   constexpr int kPrefixShift = Format::kKeyBits - 16;
   uint32_t mine = 0;
   for (int i = t; i < length; i += kThreads) mine += (keys[i] >> kPrefixShift) >= prefix ? 1u : 0u;
   uint32_t total;
   uint32_t slot = block_exclusive_sum<kThreads>(mine, warp_totals, &total);
   for (int i = t; i < length; i += kThreads) {
-    if ((keys[i] >> kPrefixShift) >= prefix) set[slot++] = pack_key_index(keys[i], begin + i);
+    if ((keys[i] >> kPrefixShift) >= prefix) part[slot++] = pack_key_index(keys[i], begin + i);
   }
   if (t == 0) {
     set_count = total;  // read remotely only after the next cluster barrier
@@ -1303,8 +1326,10 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
   const int n = static_cast<int>(total);
   probe.mark();  // 6: part gathered
   // The chunk's keys are not read again: their region holds the bins.
-  if (kBinSortMinPart > 0 && n > kBinSortMinPart && plan.chunk >= kPartBins &&
-      sort_by_key_bins<kThreads>(set, ordered, n, keys, warp_totals, found)) {
+  if (whole) {
+    // sorted with the others in step 3
+  } else if (kBinSortMinPart > 0 && n > kBinSortMinPart && plan.chunk >= kPartBins &&
+             sort_by_key_bins<kThreads>(set, ordered, n, keys, warp_totals, found)) {
     for (int i = t; i < n; i += kThreads) ordered[i] = set[i];
   } else if (n <= kCountingMax) {
     rank_by_counting<kThreads, false>(set, n, [&](int, uint64_t v, uint32_t r) { ordered[r] = v; });
@@ -1346,7 +1371,35 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
     set[g] = cluster_map(ordered, c)[g - part_begin[c]];
   }
   __syncthreads();
-  probe.mark();                   // 8: parts copied
+  probe.mark();  // 8: parts copied
+  if (whole) {
+    // Every CTA has S and sorts it; CTA c writes output slots [c * per,
+    // (c + 1) * per) contiguously. This CTA reads no remote part any more;
+    // its own may still be read until everyone arrived (waited for below).
+    cluster_arrive_release();
+    uint64_t* scratch = reinterpret_cast<uint64_t*>(keys);
+    if (!sort_by_key_bins<kThreads>(set, scratch, static_cast<int>(members),
+                                    reinterpret_cast<uint32_t*>(scratch + members), warp_totals,
+                                    found)) {
+      int padded = 2;
+      while (padded < static_cast<int>(members)) padded <<= 1;  // <= set_capacity
+      for (int i = static_cast<int>(members) + t; i < padded; i += kThreads) set[i] = 0ull;
+      __syncthreads();
+      block_bitonic_sort_descending<kThreads>(set, padded);
+    }
+    const int per = (k + plan.splits - 1) / plan.splits;
+    const int end = min(k, min(static_cast<int>(members), (split + 1) * per));
+    for (int r = split * per + t; r < end; r += kThreads) {
+      write_output<Format>(q, in, row, r, set[r], true);
+    }
+    if (split == 0) {
+      for (int j = k + t; j < q.k; j += kThreads) write_output<Format>(q, in, row, j, 0ull, false);
+    }
+    probe.mark();             // 9: written
+    allow_dependent_grids();  // the next kernel may start launching (it still waits for us)
+    cluster_wait_acquire();   // nobody reads this CTA's part any more
+    return true;
+  }
   const int winners = min(n, k);  // position >= k never ranks < k
   for (int i = t; i < winners; i += kThreads) {
     const uint64_t v = ordered[i];
