@@ -141,6 +141,14 @@ constexpr int stream_vectors() {
   return sizeof(typename Format::Bits) == 4 ? 2 : 1;
 }
 constexpr int kStreamPerThread = 8;  // elements a thread admits per tile
+// 16-bit streaming tiles take both keys of a 32-bit word at once
+// (rank_key_pair) where a vector holds no NaN: ~4.5 instructions a value
+// instead of ~10.5 before the floor test (SASS of the bf16 kernel). 0: the
+// per-value path only. Untimed (docs/perf-notes.md v43).
+#ifndef FASTTOPK_TUNE_STREAM_PAIR_KEYS
+#define FASTTOPK_TUNE_STREAM_PAIR_KEYS 1
+#endif
+constexpr bool kStreamPairKeys = FASTTOPK_TUNE_STREAM_PAIR_KEYS != 0;
 // Elements per tile of a streaming phase A with `threads` threads.
 constexpr int64_t stream_tile(int64_t threads) { return threads * kStreamPerThread; }
 
@@ -712,6 +720,27 @@ __device__ __forceinline__ int stream_chunk_candidates(
           Bits b[kVec];
         } part;
         part.v = ring[d][u];
+        if constexpr (Format::kKeyBits == 16 && kStreamPairKeys) {
+          // Both keys of a word at once (rank_key_pair) unless the vector
+          // holds a NaN, whose key the per-value path below canonicalizes.
+          const uint32_t words[4] = {part.v.x, part.v.y, part.v.z, part.v.w};
+          if ((pair_nan_bits<Format>(words[0]) | pair_nan_bits<Format>(words[1]) |
+               pair_nan_bits<Format>(words[2]) | pair_nan_bits<Format>(words[3])) == 0) {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+              const uint32_t keys = rank_key_pair<Format>(words[j], largest);
+#pragma unroll
+              for (int h = 0; h < 2; ++h) {
+                const int e = 2 * j + h;
+                const int i = u * kVec + e;
+                value[i] = pack_key_index(h == 0 ? keys & 0xffffu : keys >> 16,
+                                          begin + head + v * kVec + e);
+                if (v < vectors && value[i] >= floor) pass |= 1u << i;
+              }
+            }
+            continue;
+          }
+        }
 #pragma unroll
         for (int e = 0; e < kVec; ++e) {
           const int i = u * kVec + e;

@@ -54,6 +54,48 @@ TEST(Keys, ValueBitsOfKeyInvertsFp32Patterns) {
   for (int i = 0; i < (1 << 22); ++i) expect_inverse<Fp32Bits>(static_cast<uint32_t>(rng()));
 }
 
+// rank_key_pair must equal rank_key on each half of the word, for every
+// non-NaN 16-bit pattern in either half next to any other, and
+// pair_nan_bits must flag exactly the words holding a NaN. The halves do not
+// interact (no carry crosses them), so every low half is checked against a
+// set of high halves and the other way round, plus random words.
+template <typename Format>
+void check_pair_keys() {
+  auto expect_word = [](uint32_t word) {
+    const uint32_t lo = word & 0xffffu, hi = word >> 16;
+    const bool nan = is_nan_bits<Format>(lo) || is_nan_bits<Format>(hi);
+    ASSERT_EQ(pair_nan_bits<Format>(word) != 0, nan) << std::hex << "word 0x" << word;
+    if (nan) return;
+    for (const bool largest : {true, false}) {
+      const uint32_t expected = rank_key<Format>(lo, largest) | rank_key<Format>(hi, largest) << 16;
+      ASSERT_EQ(rank_key_pair<Format>(word, largest), expected)
+          << std::hex << "word 0x" << word << " largest " << largest;
+    }
+  };
+  const uint32_t others[] = {0x0000u,
+                             0x8000u,
+                             0x0001u,
+                             0x8001u,
+                             Format::kPosInf,
+                             Format::kPosInf | 0x8000u,
+                             Format::kPosInf + 1u,
+                             0x7fffu,
+                             0xffffu,
+                             0x3c00u,
+                             0xbc00u};
+  for (uint32_t b = 0; b <= 0xffffu; ++b) {
+    for (const uint32_t o : others) {
+      expect_word(b | o << 16);
+      expect_word(o | b << 16);
+    }
+  }
+  std::mt19937 rng(2026);
+  for (int i = 0; i < (1 << 20); ++i) expect_word(static_cast<uint32_t>(rng()));
+}
+
+TEST(Keys, PairKeysMatchRankKeyFp16) { check_pair_keys<Fp16Bits>(); }
+TEST(Keys, PairKeysMatchRankKeyBf16) { check_pair_keys<Bf16Bits>(); }
+
 TEST(Keys, NanKeysAreTheExtremes) {
   EXPECT_TRUE(is_nan_key<Fp32Bits>(0xffffffffu, true));
   EXPECT_TRUE(is_nan_key<Fp32Bits>(0u, false));
