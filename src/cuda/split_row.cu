@@ -144,7 +144,8 @@ constexpr int kStreamPerThread = 8;  // elements a thread admits per tile
 // 16-bit streaming tiles take both keys of a 32-bit word at once
 // (rank_key_pair) where a vector holds no NaN: ~4.5 instructions a value
 // instead of ~10.5 before the floor test (SASS of the bf16 kernel). 0: the
-// per-value path only. Untimed (docs/perf-notes.md v43).
+// per-value path only. 1024x128256 k256 bf16 217 -> 183 µs on the H100
+// (docs/perf-notes.md v43).
 #ifndef FASTTOPK_TUNE_STREAM_PAIR_KEYS
 #define FASTTOPK_TUNE_STREAM_PAIR_KEYS 1
 #endif
@@ -204,7 +205,8 @@ constexpr uint32_t kPartBinMaxMembers = 64;
 // S by key bins once the parts are copied and writes its slice of the output
 // (distributed_top_k, `whole`). The probe put 1x131072 k2048 fp32's part sort
 // at 3.3 µs and its searches and writes at 4.0, 64x32768 k2048 bf16's at 3.7
-// and 5.4 (bank conflicts of 16 threads' binary searches, likely). Untimed.
+// and 5.4 (bank conflicts of 16 threads' binary searches, likely). On the
+// H100 (v42): 64x32768 k2048 bf16 23.9 -> 18.2 µs, 1x131072 k2048 unmoved.
 #ifndef FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT
 #define FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT 1
 #endif
@@ -214,7 +216,8 @@ constexpr bool kWholeSetSort = FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT != 0;
 // candidates' region below the sort buffer (dead by then) holds k values and
 // the bins; 0: never. The probe put the bitonic sort of 256 winners at 8.1 µs
 // of a streamed 1024x128256 k256 bf16 CTA's 80 (docs/perf-notes.md, session
-// 26); untimed.
+// 26). On the H100 (v41): 512x8192 k2048 fp32 75 -> 32 µs, 1024x128256
+// k256 bf16 228 -> 217.
 #ifndef FASTTOPK_TUNE_FINAL_BIN_SORT_MIN
 #define FASTTOPK_TUNE_FINAL_BIN_SORT_MIN 128
 #endif
