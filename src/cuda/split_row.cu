@@ -590,6 +590,30 @@ template <int kThreads, int kPerThread>
 __device__ __forceinline__ void find_bin_of_rank(const uint32_t (&counts)[kPerThread], int first,
                                                  uint32_t k, uint32_t* warp_totals, RankBin& found);
 
+/*
+ * The least and largest keys (high 32 bits) of the n packed values in
+ * `values` (shared memory), folded by each warp into two shared words: the
+ * caller set least_word = ~0u and largest_word = 0 before a block barrier
+ * that precedes this call and reads them after the next one. The windows of
+ * the bin sorts and the coarse raise start here. All threads call this.
+ */
+template <int kThreads>
+__device__ __forceinline__ void fold_key_range(const uint64_t* values, int n, uint32_t& least_word,
+                                               uint32_t& largest_word) {
+  uint32_t least = ~0u, largest = 0;
+  for (int i = threadIdx.x; i < n; i += kThreads) {
+    const uint32_t key = static_cast<uint32_t>(values[i] >> 32);
+    least = min(least, key);
+    largest = max(largest, key);
+  }
+  least = __reduce_min_sync(kFullWarp, least);
+  largest = __reduce_max_sync(kFullWarp, largest);
+  if ((threadIdx.x & 31) == 0) {
+    atomicMin(&least_word, least);
+    atomicMax(&largest_word, largest);
+  }
+}
+
 template <typename Format, int kThreads>
 __device__ __forceinline__ int stream_chunk_candidates(
     const typename Format::Bits* in, int begin, int length, int k_chunk, bool largest, int capacity,
@@ -657,18 +681,7 @@ __device__ __forceinline__ int stream_chunk_candidates(
       compact_count = 0;
     }
     __syncthreads();
-    uint32_t least = ~0u, largest_key = 0;
-    for (int i = t; i < count; i += kThreads) {
-      const uint32_t key = static_cast<uint32_t>(cand[i] >> 32);
-      least = min(least, key);
-      largest_key = max(largest_key, key);
-    }
-    least = __reduce_min_sync(kFullWarp, least);
-    largest_key = __reduce_max_sync(kFullWarp, largest_key);
-    if (lane == 0) {
-      atomicMin(&window[0], least);
-      atomicMax(&window[1], largest_key);
-    }
+    fold_key_range<kThreads>(cand, count, window[0], window[1]);
     __syncthreads();
     const uint32_t base = window[0];
     // The least shift with (largest - base) >> shift < kCoarseBins.
@@ -1022,6 +1035,22 @@ __device__ __forceinline__ void rank_by_counting(const uint64_t* set, int n, Emi
 }
 
 /*
+ * Sorts the n packed values of `values` (shared memory) descending by the
+ * bitonic network, padded with zeros (which sort last) to the next power of
+ * two, which `values` must hold: the fallback where bins crowd. Preceded by a
+ * block barrier after the values' stores; ends with one. All threads call
+ * this.
+ */
+template <int kThreads>
+__device__ __forceinline__ void sort_padded_by_network(uint64_t* values, int n) {
+  int padded = 2;
+  while (padded < n) padded <<= 1;
+  for (int i = n + static_cast<int>(threadIdx.x); i < padded; i += kThreads) values[i] = 0ull;
+  __syncthreads();
+  block_bitonic_sort_descending<kThreads>(values, padded);
+}
+
+/*
  * Sorts the n unique packed values of `values` (shared memory) descending, in
  * place, by bins of their keys: O(n) work and six block barriers instead of
  * rank_by_counting's O(n^2 / threads) or a bitonic network's log^2 n
@@ -1056,20 +1085,9 @@ __device__ __forceinline__ bool sort_by_key_bins(uint64_t* values, uint64_t* scr
   uint32_t& key_max = words.above;
   uint32_t& bin_max = words.in_bin;
   for (int i = t; i < kPartBins; i += kThreads) bins[i] = 0;
-  uint32_t lo = ~0u, hi = 0;
-  for (int i = t; i < n; i += kThreads) {
-    const uint32_t key = static_cast<uint32_t>(values[i] >> 32);
-    lo = min(lo, key);
-    hi = max(hi, key);
-  }
-  lo = __reduce_min_sync(kFullWarp, lo);
-  hi = __reduce_max_sync(kFullWarp, hi);
-  if ((t & 31) == 0) {
-    atomicMin(&key_min, lo);
-    atomicMax(&key_max, hi);
-  }
+  fold_key_range<kThreads>(values, n, key_min, key_max);
   __syncthreads();  // bins zeroed, the key range final
-  lo = key_min;
+  const uint32_t lo = key_min;
   const uint32_t span = key_max - lo;  // n >= 1: key_max >= key_min
   const int shift = max(0, (span == 0 ? 0 : 32 - __clz(static_cast<int>(span))) - kPartBinBits);
   auto bin_of = [&](uint64_t v) { return (static_cast<uint32_t>(v >> 32) - lo) >> shift; };
@@ -1366,11 +1384,7 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
   } else if (n <= kCountingMax) {
     rank_by_counting<kThreads, false>(set, n, [&](int, uint64_t v, uint32_t r) { ordered[r] = v; });
   } else {
-    int padded = 2;
-    while (padded < n) padded <<= 1;  // <= set_capacity, a power of two
-    for (int i = n + t; i < padded; i += kThreads) set[i] = 0ull;  // sinks last
-    __syncthreads();
-    block_bitonic_sort_descending<kThreads>(set, padded);
+    sort_padded_by_network<kThreads>(set, n);  // padded to <= set_capacity
     __syncthreads();
     for (int i = t; i < n; i += kThreads) ordered[i] = set[i];
   }
@@ -1413,11 +1427,7 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
     if (!sort_by_key_bins<kThreads>(set, scratch, static_cast<int>(members),
                                     reinterpret_cast<uint32_t*>(scratch + members), warp_totals,
                                     found)) {
-      int padded = 2;
-      while (padded < static_cast<int>(members)) padded <<= 1;  // <= set_capacity
-      for (int i = static_cast<int>(members) + t; i < padded; i += kThreads) set[i] = 0ull;
-      __syncthreads();
-      block_bitonic_sort_descending<kThreads>(set, padded);
+      sort_padded_by_network<kThreads>(set, static_cast<int>(members));  // <= set_capacity
     }
     const int per = (k + plan.splits - 1) / plan.splits;
     const int end = min(k, min(static_cast<int>(members), (split + 1) * per));
