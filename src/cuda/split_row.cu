@@ -122,16 +122,24 @@ constexpr int kStreamWideK = FASTTOPK_TUNE_STREAM_WIDE_K;
 #define FASTTOPK_TUNE_STREAM_CTAS_PER_SM 4
 #endif
 constexpr int kStreamCtasPerSm = FASTTOPK_TUNE_STREAM_CTAS_PER_SM;
-// Streaming chunks with k >= this raise their floor by one histogram of the
-// buffer's keys in a window fitted to them (stream_chunk_candidates), not by
-// an exact select; 0: always exact. The histogram's 2,048 counters take the
-// sort buffer, which such plans size to >= k + tile / 2 >= 1,024 packed
-// values (fill_plan; streaming tiles hold >= 2,048 elements) at any k.
+// Streaming chunks with kStreamCoarseMinK <= k <= kStreamCoarseMaxK raise
+// their floor by one histogram of the buffer's keys in a window fitted to
+// them (stream_chunk_candidates), not by an exact select; a least k of 0:
+// always exact. The histogram's 2,048 counters take the sort buffer, which
+// such plans size to >= k + tile / 2 >= 1,024 packed values (fill_plan;
+// streaming tiles hold >= 2,048 elements) at any k.
 #ifndef FASTTOPK_TUNE_STREAM_COARSE_RAISE
-#define FASTTOPK_TUNE_STREAM_COARSE_RAISE 0
+#define FASTTOPK_TUNE_STREAM_COARSE_RAISE 256
+#endif
+#ifndef FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX
+#define FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX 2048
 #endif
 constexpr int kStreamCoarseMinK = FASTTOPK_TUNE_STREAM_COARSE_RAISE;
+constexpr int kStreamCoarseMaxK = FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX;
 static_assert(kStreamCoarseMinK >= 0, "0 (off) or the least k of a coarse raise");
+constexpr bool coarse_raise_for(int64_t k_chunk) {
+  return kStreamCoarseMinK > 0 && k_chunk >= kStreamCoarseMinK && k_chunk <= kStreamCoarseMaxK;
+}
 constexpr int kCoarseBits = 11;
 constexpr int kCoarseBins = 1 << kCoarseBits;
 // Vectors of 16 bytes each thread loads per tile when phase A streams: 8
@@ -331,7 +339,7 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
   plan->index_bits = index_bits_for(q.cols);
   std::size_t sort_capacity = 2;  // power of two >= k (the kernel sorts a power of two)
   while (sort_capacity < static_cast<std::size_t>(q.k)) sort_capacity <<= 1;
-  if (streaming && kStreamCoarseMinK > 0 && k_chunk >= kStreamCoarseMinK) {
+  if (streaming && coarse_raise_for(k_chunk)) {
     // A coarse raise keeps up to k + half the slack (stream_chunk_candidates).
     sort_capacity = std::max<std::size_t>(
         sort_capacity, static_cast<std::size_t>(k_chunk + std::max<int64_t>(k_chunk, tile) / 2));
@@ -559,7 +567,7 @@ __device__ __forceinline__ uint32_t load_chunk_keys(const typename Format::Bits*
  * values end in cand does not depend on timing or atomic order (only their
  * order in it does), so the result stays deterministic.
  *
- * The coarse raise (k_chunk >= kStreamCoarseMinK, off by default): the floor
+ * The coarse raise (coarse_raise_for(k_chunk): 256 <= k_chunk by default): the floor
  * need not be the k_chunk-th value, only at most it. One histogram of the
  * candidates' keys over 2,048 bins fitted to their [least, largest] key
  * range finds the bin B of the k_chunk-th; every candidate whose key is at
@@ -780,7 +788,7 @@ __device__ __forceinline__ int stream_chunk_candidates(
         // coarse raise: a few more), compacted through scratch.
         bool raised = false;
         if constexpr (kStreamCoarseMinK > 0) {
-          if (k_chunk >= kStreamCoarseMinK) raised = coarse_raise();
+          if (coarse_raise_for(k_chunk)) raised = coarse_raise();
         }
         if (!raised) {
           if (t == 0) compact_count = 0;  // ordered by the select's first barrier
