@@ -131,8 +131,15 @@ constexpr int kStreamCtasPerSm = FASTTOPK_TUNE_STREAM_CTAS_PER_SM;
 #ifndef FASTTOPK_TUNE_STREAM_COARSE_RAISE
 #define FASTTOPK_TUNE_STREAM_COARSE_RAISE 256
 #endif
+// Measured (session 28, H100, split_row forced, against the exact raise):
+// from k = 256 to 512 -4.6 to -8.6% on every streamed shape timed
+// (1024x128256 k256 bf16 183.0 -> 167.3 µs, 512x32768 k512 fp32 51.3 ->
+// 46.9); at k = 1024 mixed (1024x128256 bf16 -4%, 512x65536 fp32 +10%); at
+// k = 2048 +19-20% (512x131072 fp32 164.8 -> 196.8, 1024x128256 bf16 394 ->
+// 474: each raise keeps up to k + slack / 2, so the buffer fills again
+// sooner and the raises come more often).
 #ifndef FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX
-#define FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX 2048
+#define FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX 512
 #endif
 constexpr int kStreamCoarseMinK = FASTTOPK_TUNE_STREAM_COARSE_RAISE;
 constexpr int kStreamCoarseMaxK = FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX;
@@ -567,7 +574,7 @@ __device__ __forceinline__ uint32_t load_chunk_keys(const typename Format::Bits*
  * values end in cand does not depend on timing or atomic order (only their
  * order in it does), so the result stays deterministic.
  *
- * The coarse raise (coarse_raise_for(k_chunk): 256 <= k_chunk by default): the floor
+ * The coarse raise (coarse_raise_for(k_chunk): 256 <= k_chunk <= 512 by default): the floor
  * need not be the k_chunk-th value, only at most it. One histogram of the
  * candidates' keys over 2,048 bins fitted to their [least, largest] key
  * range finds the bin B of the k_chunk-th; every candidate whose key is at
