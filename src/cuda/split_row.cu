@@ -136,8 +136,8 @@ constexpr int kStreamCtasPerSm = FASTTOPK_TUNE_STREAM_CTAS_PER_SM;
 // (1024x128256 k256 bf16 183.0 -> 167.3 µs, 512x32768 k512 fp32 51.3 ->
 // 46.9); at k = 1024 mixed (1024x128256 bf16 -4%, 512x65536 fp32 +10%); at
 // k = 2048 +19-20% (512x131072 fp32 164.8 -> 196.8, 1024x128256 bf16 394 ->
-// 474: each raise keeps up to k + slack / 2, so the buffer fills again
-// sooner and the raises come more often).
+// 474). The raise's sort buffer of k + slack / 2 costs those plans a CTA
+// per SM on the H100 (docs/perf-notes.md v46).
 #ifndef FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX
 #define FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX 512
 #endif
