@@ -212,6 +212,54 @@ def test_chosen_algorithm_on_cpu():
     assert fasttopk.chosen_algorithm(torch.ones(2, 3), 2) == "host"
 
 
+class _OpLog(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the ops that reach the dispatcher."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_eager_calls_run_the_op_body_directly_and_modes_still_see_the_op():
+    from fasttopk import _torch
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 300, generator=gen).to(torch.bfloat16)
+    k_rows = torch.tensor([1, 0, 7, 5, 3], dtype=torch.int32)
+    lengths = torch.tensor([300, 10, 299, 64, 1], dtype=torch.int32)
+    # The direct body and the dispatched op give the same tensors.
+    for args in (
+        (40, True, True, None, None, False, "auto"),
+        (7, False, True, k_rows, lengths, True, "auto"),
+    ):
+        direct = _torch._topk_impl(x, *args)
+        dispatched = _torch._topk(x, *args)
+        for a, b in zip(direct, dispatched):
+            assert a.dtype == b.dtype and torch.equal(a, b)
+    assert _torch._eager_direct(x)
+    # Autograd needs the op (its backward), so does a mode that watches ops.
+    assert not _torch._eager_direct(torch.ones(2, 3, requires_grad=True))
+    with torch.no_grad():
+        assert _torch._eager_direct(torch.ones(2, 3, requires_grad=True))
+    log = _OpLog()
+    with log:
+        assert not _torch._eager_direct(x)
+        values, indices = fasttopk.topk(x, 40)
+    assert any("fasttopk.topk" in op for op in log.ops), log.ops
+    # torch.jit.trace and torch.func transforms see the op too.
+    traced = torch.jit.trace(lambda t: tuple(fasttopk.topk(t, 3)), torch.ones(2, 5))
+    assert "fasttopk::topk" in str(traced.graph)
+    seen = []
+    torch.func.vmap(lambda t: seen.append(_torch._eager_direct(t)) or t)(torch.ones(2, 3))
+    assert seen == [False]
+    expected = torch.topk(x.float(), 40)
+    assert torch.equal(values.float(), expected.values)
+
+
 @pytest.mark.parametrize("dim", [-1, 0])
 def test_autograd_matches_torch_topk(dim):
     gen = torch.Generator().manual_seed(1)

@@ -368,6 +368,38 @@ def test_autograd_matches_torch_topk(dim):
     assert torch.equal(ours, x.grad)
 
 
+def test_eager_calls_run_the_op_body_directly():
+    # Eager calls without autograd skip the custom op's dispatch (_eager_direct);
+    # the body and the dispatched op must give the same tensors, on the current
+    # stream, also while a CUDA graph is captured.
+    from fasttopk import _torch
+
+    gen = torch.Generator(device="cuda").manual_seed(29)
+    x = torch.randn(9, 70000, device="cuda", generator=gen).to(torch.bfloat16)
+    kpr = torch.tensor([0, 1, 50, 50, 2, 3, 50, 7, 9], dtype=torch.int32, device="cuda")
+    assert _torch._eager_direct(x)
+    for args in (
+        (50, True, True, None, None, False, "auto"),
+        (50, False, True, kpr, None, True, "auto"),
+    ):
+        direct = _torch._topk_impl(x, *args)
+        dispatched = _torch._topk(x, *args)
+        for a, b in zip(direct, dispatched):
+            assert a.dtype == b.dtype and torch.equal(a, b)
+    static = x.clone()
+    eager = fasttopk.topk(static, 50)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = fasttopk.topk(static, 50)
+    static.copy_(torch.randn(9, 70000, device="cuda", generator=gen).to(torch.bfloat16))
+    graph.replay()
+    torch.cuda.synchronize()
+    again = fasttopk.topk(static, 50)
+    assert torch.equal(captured.values, again.values)
+    assert torch.equal(captured.indices, again.indices)
+    assert not torch.equal(eager.values, again.values)
+
+
 def test_opcheck():
     x = torch.randn(7, 300, device="cuda")
     kpr = torch.tensor([0, 1, 4, 4, 2, 3, 4], dtype=torch.int32, device="cuda")
