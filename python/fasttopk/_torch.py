@@ -332,7 +332,8 @@ def _prepare(x, k, dim, largest, sorted, k_per_row, lengths, index_dtype, algori
         rows = 1
         for size in lead:
             rows = rows * size
-        x2 = xt.reshape(rows, cols)  # a view where possible, else a contiguous copy
+        # A view where possible, else a contiguous copy; a 2-d xt is x2 already.
+        x2 = xt if ndim == 2 else xt.reshape(rows, cols)
         if not _layout_ok(x2):
             x2 = x2.contiguous()
     rows = x2.shape[0]
@@ -398,8 +399,9 @@ def topk(x, k, dim, largest, sorted, k_per_row, lengths, index_dtype, algorithm,
     if ndim == 0:
         values, indices = values.reshape(()), indices.reshape(())
     else:
-        shape = tuple(lead) + (kk,)
-        values, indices = values.reshape(shape), indices.reshape(shape)
+        if ndim != 2:  # 2-d: the op's [rows, kk] outputs have the shape already
+            shape = tuple(lead) + (kk,)
+            values, indices = values.reshape(shape), indices.reshape(shape)
         if d != ndim - 1:
             values, indices = values.movedim(-1, d), indices.movedim(-1, d)
     if out is not None:
