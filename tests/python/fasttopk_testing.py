@@ -243,6 +243,21 @@ def assert_same_result(a, b):
     np.testing.assert_array_equal(a[1].cpu().numpy(), b[1].cpu().numpy())
 
 
+def assert_direct_body_matches_op(x, cases):
+    """The eager fast path's body (_torch._topk_impl) and the dispatched custom
+    op give the same tensors, for each case of the op's arguments after x:
+    (k, largest, sorted, k_per_row, lengths, int32_indices, algorithm)."""
+    import torch
+
+    from fasttopk import _torch
+
+    for args in cases:
+        direct = _torch._topk_impl(x, *args)
+        dispatched = _torch._topk(x, *args)
+        for a, b in zip(direct, dispatched):
+            assert a.dtype == b.dtype and torch.equal(a, b)
+
+
 def gpu_status():
     """(True, description) when the CUDA tests can run, else (False, reason)."""
     try:

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed")
 import fasttopk  # noqa: E402
 from fasttopk_testing import (  # noqa: E402
     RANDOM_CASES,
+    assert_direct_body_matches_op,
     assert_same_result,
     check_torch_result,
     make_torch_input,
@@ -231,15 +232,13 @@ def test_eager_calls_run_the_op_body_directly_and_modes_still_see_the_op():
     x = torch.randn(5, 300, generator=gen).to(torch.bfloat16)
     k_rows = torch.tensor([1, 0, 7, 5, 3], dtype=torch.int32)
     lengths = torch.tensor([300, 10, 299, 64, 1], dtype=torch.int32)
-    # The direct body and the dispatched op give the same tensors.
-    for args in (
-        (40, True, True, None, None, False, "auto"),
-        (7, False, True, k_rows, lengths, True, "auto"),
-    ):
-        direct = _torch._topk_impl(x, *args)
-        dispatched = _torch._topk(x, *args)
-        for a, b in zip(direct, dispatched):
-            assert a.dtype == b.dtype and torch.equal(a, b)
+    assert_direct_body_matches_op(
+        x,
+        (
+            (40, True, True, None, None, False, "auto"),
+            (7, False, True, k_rows, lengths, True, "auto"),
+        ),
+    )
     assert _torch._eager_direct(x)
     # Autograd needs the op (its backward), so does a mode that watches ops.
     assert not _torch._eager_direct(torch.ones(2, 3, requires_grad=True))

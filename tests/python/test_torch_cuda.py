@@ -24,6 +24,7 @@ import torch  # noqa: E402
 
 import fasttopk  # noqa: E402
 from fasttopk_testing import (  # noqa: E402
+    assert_direct_body_matches_op,
     assert_same_result,
     check_torch_result,
     make_torch_input,
@@ -378,14 +379,13 @@ def test_eager_calls_run_the_op_body_directly():
     x = torch.randn(9, 70000, device="cuda", generator=gen).to(torch.bfloat16)
     kpr = torch.tensor([0, 1, 50, 50, 2, 3, 50, 7, 9], dtype=torch.int32, device="cuda")
     assert _torch._eager_direct(x)
-    for args in (
-        (50, True, True, None, None, False, "auto"),
-        (50, False, True, kpr, None, True, "auto"),
-    ):
-        direct = _torch._topk_impl(x, *args)
-        dispatched = _torch._topk(x, *args)
-        for a, b in zip(direct, dispatched):
-            assert a.dtype == b.dtype and torch.equal(a, b)
+    assert_direct_body_matches_op(
+        x,
+        (
+            (50, True, True, None, None, False, "auto"),
+            (50, False, True, kpr, None, True, "auto"),
+        ),
+    )
     static = x.clone()
     eager = fasttopk.topk(static, 50)
     graph = torch.cuda.CUDAGraph()
