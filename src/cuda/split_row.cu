@@ -122,12 +122,13 @@ constexpr int kStreamWideK = FASTTOPK_TUNE_STREAM_WIDE_K;
 #define FASTTOPK_TUNE_STREAM_CTAS_PER_SM 4
 #endif
 constexpr int kStreamCtasPerSm = FASTTOPK_TUNE_STREAM_CTAS_PER_SM;
-// Streaming chunks with kStreamCoarseMinK <= k <= kStreamCoarseMaxK raise
+// Streaming chunks with kStreamCoarseMinK <= k <= kStreamCoarseMaxK may raise
 // their floor by one histogram of the buffer's keys in a window fitted to
 // them (stream_chunk_candidates), not by an exact select; a least k of 0:
-// always exact. The histogram's 2,048 counters take the sort buffer, which
-// such plans size to >= k + tile / 2 >= 1,024 packed values (fill_plan;
-// streaming tiles hold >= 2,048 elements) at any k.
+// always exact. fill_plan decides per plan (plan.coarse_raise): the
+// histogram's 2,048 counters and the values kept take the sort buffer, which
+// it sizes to >= 1,024 packed values and keeps small enough to cost no CTA
+// per SM.
 #ifndef FASTTOPK_TUNE_STREAM_COARSE_RAISE
 #define FASTTOPK_TUNE_STREAM_COARSE_RAISE 256
 #endif
@@ -136,16 +137,29 @@ constexpr int kStreamCtasPerSm = FASTTOPK_TUNE_STREAM_CTAS_PER_SM;
 // (1024x128256 k256 bf16 183.0 -> 167.3 µs, 512x32768 k512 fp32 51.3 ->
 // 46.9); at k = 1024 mixed (1024x128256 bf16 -4%, 512x65536 fp32 +10%); at
 // k = 2048 +19-20% (512x131072 fp32 164.8 -> 196.8, 1024x128256 bf16 394 ->
-// 474). The raise's sort buffer of k + slack / 2 costs those plans a CTA
-// per SM on the H100 (docs/perf-notes.md v46).
+// 474). Those plans' larger sort buffer cost a CTA per SM (k = 2048: one of
+// two; k = 1024: one of four), which fill_plan now avoids by a smaller room
+// (v46). Measured with that room (session 29, H100, split_row forced, cap
+// 512 -> 2048): 1024x128256 k1024 bf16 234.9 -> 201.5 µs, 512x65536 k1024
+// fp32 84.1 -> 76.6, 512x131072 k1500 fp32 159.7 -> 142.1, k2048 165.5 ->
+// 148.3, 1024x128256 k2048 bf16 397.1 -> 348.7 (-9 to -14%); k <= 512 as
+// before (+-0.3%).
 #ifndef FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX
-#define FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX 512
+#define FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX 2048
+#endif
+// The same cap for fp16/bf16 rows (a rule of their own, should the dtypes
+// part again: before v46, at k = 1024 the 16-bit shape won where fp32 lost;
+// with v46 both gain up to k = 2048).
+#ifndef FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX_16BIT
+#define FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX_16BIT 2048
 #endif
 constexpr int kStreamCoarseMinK = FASTTOPK_TUNE_STREAM_COARSE_RAISE;
 constexpr int kStreamCoarseMaxK = FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX;
+constexpr int kStreamCoarseMaxK16 = FASTTOPK_TUNE_STREAM_COARSE_RAISE_MAX_16BIT;
 static_assert(kStreamCoarseMinK >= 0, "0 (off) or the least k of a coarse raise");
-constexpr bool coarse_raise_for(int64_t k_chunk) {
-  return kStreamCoarseMinK > 0 && k_chunk >= kStreamCoarseMinK && k_chunk <= kStreamCoarseMaxK;
+constexpr bool coarse_raise_for(int64_t k_chunk, int key_bits) {
+  return kStreamCoarseMinK > 0 && k_chunk >= kStreamCoarseMinK &&
+         k_chunk <= (key_bits == 16 ? kStreamCoarseMaxK16 : kStreamCoarseMaxK);
 }
 constexpr int kCoarseBits = 11;
 constexpr int kCoarseBins = 1 << kCoarseBits;
@@ -215,6 +229,37 @@ constexpr int kPartBins = 1 << kPartBinBits;
 // A bin with more members than this (ties, or a key far from the rest
 // widening the bins) sends the part back to counting or the bitonic network.
 constexpr uint32_t kPartBinMaxMembers = 64;
+// The same limit for a slice of a distributed row's whole-set ranking
+// (rank_by_key_bins with a rank window), where only the slice's ~k / splits
+// members are ranked: a bin of 256 costs a thread a few members' 256 shared
+// loads at most, less than the bitonic network over all of S it replaces.
+// randn bf16 rows crowd single keys near the k-th (simulated, 1x128256:
+// 54 members at k = 1024, 88 at k = 2048), which 64 sent to the network.
+// Measured (session 29, H100, forced row_per_cluster): 64 instead of 256
+// took 64x131072 k2048 bf16 from 58.8 to 120.6 µs and 32x131072 from 42.6
+// to 73.4, every CTA then sorting all of S (~2,100 values padded to 4,096)
+// by the bitonic network; before the slice (v42's whole-set sort, 64 a bin)
+// they took 152.7 and 104.8. 1x128256 k2048 bf16 did not move (18.8): its
+// 8 chunks are too short for the whole-set path.
+#ifndef FASTTOPK_TUNE_CLUSTER_SLICE_BIN_MAX
+#define FASTTOPK_TUNE_CLUSTER_SLICE_BIN_MAX 256
+#endif
+constexpr uint32_t kSliceBinMaxMembers = FASTTOPK_TUNE_CLUSTER_SLICE_BIN_MAX;
+// The slice (each CTA scatters, ranks and writes only its ~k / splits
+// members) from this k on; below it every CTA sorts all of S and writes its
+// slice from the sorted copy. Measured (session 28, H100, forced
+// row_per_cluster): the slice at every k won 2-5% at k >= 1024 (1x128256
+// k1024 bf16 16.07 -> 15.21 µs, 64x32768 k2048 bf16 18.24 -> 17.49,
+// 32x151936 k1024 fp32 37.12 -> 36.22) and lost 1-7% at k <= 512 (64x131072
+// k512 fp32 42.54 -> 45.52: slices of ~64 leave the fixed costs and the
+// emits are single scattered writes). 0: always the slice. Session 29
+// (H100, against v45's main): at k <= 512 this gate left the cluster
+// within +0.5 to +2.8% of main (64x131072 k512 fp32 42.5 -> 43.7, which
+// Auto now gives split_row) and the slice at every k lost 1.1-10.8% there.
+#ifndef FASTTOPK_TUNE_CLUSTER_SLICE_MIN_K
+#define FASTTOPK_TUNE_CLUSTER_SLICE_MIN_K 1024
+#endif
+constexpr int kSliceMinK = FASTTOPK_TUNE_CLUSTER_SLICE_MIN_K;
 // Distributed plans whose chunk's key region holds a copy of the set S and
 // the bins skip the part sort and the binary searches: every CTA sorts all of
 // S by key bins once the parts are copied and writes its slice of the output
@@ -226,6 +271,18 @@ constexpr uint32_t kPartBinMaxMembers = 64;
 #define FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT 1
 #endif
 constexpr bool kWholeSetSort = FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT != 0;
+// log2 of the bins of that whole-set ranking where the key region also holds
+// them (else kPartBinBits): a 1x131072 k2048 fp32 set of ~3,000 members puts
+// ~25 in the bins near its least key at 1,024 bins, and each member's rank
+// within its bin costs a shared load per bin-mate. kPartBinBits: never more.
+// Measured (session 28, H100): 4,096 bins lost everywhere (64x131072 k512
+// fp32 +27%, 1x131072 k2048 +1%): zeroing and scanning the bins costs more
+// than the shorter in-bin ranks save. Kept at 1,024 (10).
+#ifndef FASTTOPK_TUNE_CLUSTER_WHOLE_SET_BIN_BITS
+#define FASTTOPK_TUNE_CLUSTER_WHOLE_SET_BIN_BITS 10
+#endif
+constexpr int kWholeSetBinBits = FASTTOPK_TUNE_CLUSTER_WHOLE_SET_BIN_BITS;
+static_assert(kWholeSetBinBits >= 10 && kWholeSetBinBits <= 13, "1,024 to 8,192 bins");
 // split_row's and the cluster's rank 0's final sort of k > this winners runs
 // by key bins (sort_by_key_bins) instead of the bitonic network, where the
 // candidates' region below the sort buffer (dead by then) holds k values and
@@ -267,6 +324,7 @@ struct SplitPlan {
   int set_capacity;      // distributed plans: room for a chunk's candidate set; 0: other plans
   int stream_capacity;   // streaming phase A: candidate buffer entries; 0: the chunk on chip
   int sort_entries;      // the sort buffer's packed values (phase A's scratch when streaming)
+  int coarse_raise;      // streaming: 1 where floor raises may be coarse (fill_plan), else 0
   int threads;           // per CTA (ticket plans: kSplitThreads or kRowThreads)
   std::size_t shared_bytes;
 };
@@ -291,6 +349,16 @@ struct RankBin {
 constexpr std::size_t kStaticSharedBound =
     sizeof(PackedSelectShared) + sizeof(PrefilterShared<32>) + 32 * sizeof(uint32_t) +
     2 * (kMaxClusterCtas + 1) * sizeof(uint32_t) + 32 + 6 * 16;
+/// Shared memory the system keeps per CTA (sm_80 and later: 1 KB).
+constexpr std::size_t kSystemSharedPerCta = 1024;
+/// CTAs of a plan with `dynamic_bytes` that fit an SM's shared memory (at
+/// least 1; shared_per_sm 0, unknown: no limit).
+inline int64_t ctas_per_sm_by_shared(const DeviceFacts& device, std::size_t dynamic_bytes) {
+  if (device.shared_per_sm == 0) return int64_t{1} << 30;
+  return std::max<int64_t>(
+      1, static_cast<int64_t>(device.shared_per_sm /
+                              (dynamic_bytes + kStaticSharedBound + kSystemSharedPerCta)));
+}
 
 /// How a row's CTAs hand their candidates to the CTA that merges.
 enum class Handoff {
@@ -346,10 +414,38 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
   plan->index_bits = index_bits_for(q.cols);
   std::size_t sort_capacity = 2;  // power of two >= k (the kernel sorts a power of two)
   while (sort_capacity < static_cast<std::size_t>(q.k)) sort_capacity <<= 1;
-  if (streaming && coarse_raise_for(k_chunk)) {
-    // A coarse raise keeps up to k + half the slack (stream_chunk_candidates).
-    sort_capacity = std::max<std::size_t>(
-        sort_capacity, static_cast<std::size_t>(k_chunk + std::max<int64_t>(k_chunk, tile) / 2));
+  plan->coarse_raise = 0;
+  if (streaming && coarse_raise_for(k_chunk, q.element_bytes() * 8)) {
+    // A coarse raise keeps up to k + room values, compacted through the sort
+    // buffer, whose 2,048 histogram counters need kCoarseBins / 2 entries
+    // (stream_chunk_candidates). The room is half the slack where the larger
+    // buffer keeps as many CTAs on an SM as the exact raise's plan, else what
+    // does: at k = 2048 (512 threads) half the slack took 320 bytes more than
+    // two CTAs' share of the H100's 228 KB and at k = 1024 (256 threads)
+    // 4.6 KB more than four CTAs', which cost those shapes 10-20% (session
+    // 28). A room under an eighth of the slack would mostly fall back to the
+    // exact select, so the raise stays exact there.
+    const int64_t slack = std::max<int64_t>(k_chunk, tile);
+    const std::size_t candidates_bytes =
+        align_up(static_cast<std::size_t>(plan->stream_capacity) * sizeof(uint64_t), 16);
+    const int64_t by_launch = int64_t{kStreamCtasPerSm} * 256 / plan->threads;
+    const int64_t target = std::min(
+        by_launch,
+        ctas_per_sm_by_shared(device, candidates_bytes + sort_capacity * sizeof(uint64_t)));
+    int64_t fit_entries = int64_t{1} << 30;
+    if (device.shared_per_sm > 0) {
+      const int64_t share = static_cast<int64_t>(device.shared_per_sm) / target;
+      fit_entries = (share - static_cast<int64_t>(kStaticSharedBound + kSystemSharedPerCta +
+                                                  candidates_bytes)) /
+                    16 * 2;  // whole 16-byte steps: histogram_offset aligns the buffer's end
+    }
+    const int64_t room = std::min(slack / 2, fit_entries - k_chunk);
+    const int64_t entries =
+        std::max({static_cast<int64_t>(sort_capacity), k_chunk + room, int64_t{kCoarseBins / 2}});
+    if (room >= slack / 8 && entries <= fit_entries) {
+      sort_capacity = static_cast<std::size_t>(entries);
+      plan->coarse_raise = 1;
+    }
   }
   plan->sort_entries = static_cast<int>(sort_capacity);
   // Pre-filtered cluster plans: rank 0 ranks up to kRankMax candidates in
@@ -574,7 +670,7 @@ __device__ __forceinline__ uint32_t load_chunk_keys(const typename Format::Bits*
  * values end in cand does not depend on timing or atomic order (only their
  * order in it does), so the result stays deterministic.
  *
- * The coarse raise (coarse_raise_for(k_chunk): 256 <= k_chunk <= 512 by default): the floor
+ * The coarse raise (plan.coarse_raise: fill_plan's choice): the floor
  * need not be the k_chunk-th value, only at most it. One histogram of the
  * candidates' keys over 2,048 bins fitted to their [least, largest] key
  * range finds the bin B of the k_chunk-th; every candidate whose key is at
@@ -632,7 +728,7 @@ __device__ __forceinline__ void fold_key_range(const uint64_t* values, int n, ui
 template <typename Format, int kThreads>
 __device__ __forceinline__ int stream_chunk_candidates(
     const typename Format::Bits* in, int begin, int length, int k_chunk, bool largest, int capacity,
-    int index_bits, uint64_t* cand, uint64_t* scratch, int scratch_entries,
+    int index_bits, uint64_t* cand, uint64_t* scratch, int scratch_entries, bool coarse,
     PackedSelectShared& select, RankBin& rank_bin, uint32_t* warp_totals, uint32_t* added,
     uint32_t& compact_count, PhaseProbe& probe) {
   using Bits = typename Format::Bits;
@@ -795,7 +891,7 @@ __device__ __forceinline__ int stream_chunk_candidates(
         // coarse raise: a few more), compacted through scratch.
         bool raised = false;
         if constexpr (kStreamCoarseMinK > 0) {
-          if (coarse_raise_for(k_chunk)) raised = coarse_raise();
+          if (coarse) raised = coarse_raise();
         }
         if (!raised) {
           if (t == 0) compact_count = 0;  // ordered by the select's first barrier
@@ -1066,59 +1162,75 @@ __device__ __forceinline__ void sort_padded_by_network(uint64_t* values, int n) 
 }
 
 /*
- * Sorts the n unique packed values of `values` (shared memory) descending, in
- * place, by bins of their keys: O(n) work and six block barriers instead of
- * rank_by_counting's O(n^2 / threads) or a bitonic network's log^2 n
- * stages.
+ * Ranks the n unique packed values of `values` (shared memory) descending by
+ * bins of their keys and emits those of ranks [rank_lo, rank_hi): O(n) work
+ * and five block barriers instead of rank_by_counting's O(n^2 / threads) or
+ * a bitonic network's log^2 n stages.
  *  1. The least and largest keys (block min and max) fix bins of 2^shift
- *     keys, shift the least with (largest - least) >> shift < kPartBins (for
- *     fp16/bf16 sets of a few hundred distinct keys, one key a bin).
+ *     keys, shift the least with (largest - least) >> shift < 2^kBinBits
+ *     (for fp16/bf16 sets of a few hundred distinct keys, one key a bin).
  *  2. A histogram of the bins, and one block scan from the top bin down
- *     turns it into each bin's first position in descending order.
- *  3. Each value takes a position in its bin's range of `scratch` by a
- *     shared atomic (grouped by bin, in no particular order within one).
+ *     turns it into each bin's first position in descending order. The
+ *     owners of the bins that hold ranks rank_lo and rank_hi - 1 publish
+ *     them: only bins between those two can hold a wanted rank.
+ *  3. Each value of those bins takes a position in its bin's range of
+ *     `scratch` by a shared atomic (grouped by bin, in no particular order
+ *     within one).
  *  4. Its rank within the bin is the number of bin-mates larger than it;
- *     packed values are unique, so bin start + that rank is a permutation
- *     of 0 .. n-1 that depends only on the values: the sort is
- *     deterministic whatever the atomics' order. It is written back to
- *     `values`.
- * Returns false, with `values` untouched, if some bin holds more than
- * kPartBinMaxMembers (step 4 would be quadratic in it). `scratch` holds n
- * values and `bins` kPartBins words (both clobbered either way); `words` is
- * shared scratch the caller set to {~0u, 0, 0} before a block barrier that
- * precedes this call, as it did the values' stores. Ends with a block
- * barrier. All threads call this.
+ *     packed values are unique, so bin start + that rank is the value's rank
+ *     in the whole set, which depends only on the values: the result is
+ *     deterministic whatever the atomics' order. emit(rank, value) for each
+ *     wanted rank, once, by some thread; it must not touch `values`,
+ *     `scratch` or `bins` unless rank_lo = 0 and rank_hi = n (see
+ *     sort_by_key_bins).
+ * Returns false, with `values` untouched and nothing emitted, if some bin
+ * holds more than kPartBinMaxMembers (step 4 would be quadratic in it); with
+ * a slice (kSlice), if a bin that holds a wanted rank holds more than
+ * kSliceBinMaxMembers.
+ * Step 4 costs a thread its bin's size in shared loads per value: randn
+ * fp32 sets crowd their bins near the least key (the density is highest
+ * there), so large sets take more bins where memory allows (kBinBits).
+ * `scratch` holds n values and `bins` 2^kBinBits words (both clobbered
+ * either way); `words` is shared scratch the caller set to {~0u, 0, 0} before a
+ * block barrier that precedes this call, as it did the values' stores.
+ * 0 <= rank_lo < rank_hi <= n. No barrier after the emits. All threads call
+ * this.
  */
-template <int kThreads>
-__device__ __forceinline__ bool sort_by_key_bins(uint64_t* values, uint64_t* scratch, int n,
-                                                 uint32_t* bins, uint32_t* warp_totals,
-                                                 RankBin& words) {
-  static_assert(kPartBins % kThreads == 0 || kThreads % kPartBins == 0, "whole bins a thread");
-  constexpr int kBinsPerThread = kPartBins >= kThreads ? kPartBins / kThreads : 1;
+template <int kThreads, bool kSlice, int kBinBits, typename Emit>
+__device__ __forceinline__ bool rank_by_key_bins(const uint64_t* values, uint64_t* scratch, int n,
+                                                 uint32_t rank_lo, uint32_t rank_hi, uint32_t* bins,
+                                                 uint32_t* warp_totals, RankBin& words, Emit emit) {
+  constexpr int kBins = 1 << kBinBits;
+  static_assert(kBins % kThreads == 0 || kThreads % kBins == 0, "whole bins a thread");
+  constexpr int kBinsPerThread = kBins >= kThreads ? kBins / kThreads : 1;
   const int t = threadIdx.x;
+  // Words reused once read: the key range (steps 1-2), then the highest and
+  // lowest bins that hold a wanted rank (steps 2-4).
   uint32_t& key_min = words.bin;
   uint32_t& key_max = words.above;
   uint32_t& bin_max = words.in_bin;
-  for (int i = t; i < kPartBins; i += kThreads) bins[i] = 0;
+  uint32_t& top_bin = words.bin;
+  uint32_t& bottom_bin = words.above;
+  for (int i = t; i < kBins; i += kThreads) bins[i] = 0;
   fold_key_range<kThreads>(values, n, key_min, key_max);
   __syncthreads();  // bins zeroed, the key range final
   const uint32_t lo = key_min;
   const uint32_t span = key_max - lo;  // n >= 1: key_max >= key_min
-  const int shift = max(0, (span == 0 ? 0 : 32 - __clz(static_cast<int>(span))) - kPartBinBits);
+  const int shift = max(0, (span == 0 ? 0 : 32 - __clz(static_cast<int>(span))) - kBinBits);
   auto bin_of = [&](uint64_t v) { return (static_cast<uint32_t>(v >> 32) - lo) >> shift; };
   for (int i = t; i < n; i += kThreads) atomicAdd(&bins[bin_of(values[i])], 1u);
-  __syncthreads();  // histogram complete
+  __syncthreads();  // histogram complete; key_min and key_max read by all
   // Thread 0 owns the highest bins, so a prefix sum in thread order counts
   // the members above each thread's bins.
   const int first = (kThreads - 1 - t) * kBinsPerThread;
-  const bool owner = first >= 0 && first < kPartBins;
+  const bool owner = first >= 0 && first < kBins;
   uint32_t counts[kBinsPerThread];
   uint32_t mine = 0, crowded = 0;
 #pragma unroll
   for (int i = 0; i < kBinsPerThread; ++i) {
     counts[i] = owner ? bins[first + i] : 0u;
     mine += counts[i];
-    crowded = max(crowded, counts[i]);
+    if (!kSlice) crowded = max(crowded, counts[i]);
   }
   uint32_t total;
   uint32_t run = block_exclusive_sum<kThreads>(mine, warp_totals, &total);
@@ -1126,29 +1238,60 @@ __device__ __forceinline__ bool sort_by_key_bins(uint64_t* values, uint64_t* scr
 #pragma unroll
     for (int i = kBinsPerThread - 1; i >= 0; --i) {
       bins[first + i] = run;  // the bin's first position, descending
+      if (kSlice) {           // one bin holds each end rank: a single store each
+        if (run <= rank_lo && rank_lo < run + counts[i]) top_bin = first + i;
+        if (run <= rank_hi - 1 && rank_hi - 1 < run + counts[i]) bottom_bin = first + i;
+        // Only bins that hold a wanted rank are ranked: only they can crowd.
+        if (run < rank_hi && run + counts[i] > rank_lo) crowded = max(crowded, counts[i]);
+      }
       run += counts[i];
     }
   }
   crowded = __reduce_max_sync(kFullWarp, crowded);
   if ((t & 31) == 0) atomicMax(&bin_max, crowded);
-  __syncthreads();                                 // starts written, bin_max final
-  if (bin_max > kPartBinMaxMembers) return false;  // uniform
+  __syncthreads();  // starts written, the words final
+  if (bin_max > (kSlice ? kSliceBinMaxMembers : kPartBinMaxMembers)) return false;  // uniform
+  // Without a slice every bin is wanted: top kBins - 1, bottom 0.
+  const uint32_t top = kSlice ? top_bin : kBins - 1;
+  const uint32_t bottom = kSlice ? bottom_bin : 0u;
+  const uint32_t begin = kSlice ? bins[top] : 0u;  // the first position of a wanted bin
+  if (kSlice) __syncthreads();                     // `begin` read before the atomics move it
   for (int i = t; i < n; i += kThreads) {
     const uint64_t v = values[i];
-    scratch[atomicAdd(&bins[bin_of(v)], 1u)] = v;
+    const uint32_t b = bin_of(v);
+    if (!kSlice || (b >= bottom && b <= top)) scratch[atomicAdd(&bins[b], 1u)] = v;
   }
-  __syncthreads();  // grouped by bin; bins[b] is now the end of bin b, the start of bin b - 1
-  for (int p = t; p < n; p += kThreads) {
+  __syncthreads();  // grouped by bin; bins[b] (bottom <= b <= top) is now the end of bin b
+  const uint32_t end = kSlice ? bins[bottom] : static_cast<uint32_t>(n);
+  for (uint32_t p = begin + t; p < end; p += kThreads) {
     const uint64_t v = scratch[p];
     const uint32_t b = bin_of(v);
-    const uint32_t start = b + 1 < kPartBins ? bins[b + 1] : 0u;
-    const uint32_t end = bins[b];
-    uint32_t rank = start;
-    for (uint32_t j = start; j < end; ++j) rank += scratch[j] > v ? 1u : 0u;
-    values[rank] = v;
+    const uint32_t bin_begin = (kSlice && b == top) || b + 1 >= kBins ? begin : bins[b + 1];
+    const uint32_t bin_end = bins[b];
+    uint32_t rank = bin_begin;
+    for (uint32_t j = bin_begin; j < bin_end; ++j) rank += scratch[j] > v ? 1u : 0u;
+    if (!kSlice || (rank >= rank_lo && rank < rank_hi)) emit(rank, v);
   }
-  __syncthreads();  // sorted
   return true;
+}
+
+/*
+ * Sorts the n unique packed values of `values` (shared memory) descending, in
+ * place: rank_by_key_bins over all ranks, each value written back at its
+ * rank. Same contract (false: too crowded, `values` untouched); ends with a
+ * block barrier.
+ */
+template <int kThreads>
+__device__ __forceinline__ bool sort_by_key_bins(uint64_t* values, uint64_t* scratch, int n,
+                                                 uint32_t* bins, uint32_t* warp_totals,
+                                                 RankBin& words) {
+  // Every value is in `scratch` before any is written back: the emits follow
+  // the barrier after the scatter, and the scatter reads `values` only.
+  const bool sorted = rank_by_key_bins<kThreads, false, kPartBinBits>(
+      values, scratch, n, 0u, static_cast<uint32_t>(n), bins, warp_totals, words,
+      [&](uint32_t rank, uint64_t v) { values[rank] = v; });
+  __syncthreads();  // sorted
+  return sorted;
 }
 
 /*
@@ -1434,20 +1577,46 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
   __syncthreads();
   probe.mark();  // 8: parts copied
   if (whole) {
-    // Every CTA has S and sorts it; CTA c writes output slots [c * per,
-    // (c + 1) * per) contiguously. This CTA reads no remote part any more;
-    // its own may still be read until everyone arrived (waited for below).
+    // CTA c ranks all of S by key bins but scatters, ranks and writes only
+    // the members of output slots [c * per, (c + 1) * per). This CTA reads
+    // no remote part any more; its own may still be read until everyone
+    // arrived (waited for below).
     cluster_arrive_release();
-    uint64_t* scratch = reinterpret_cast<uint64_t*>(keys);
-    if (!sort_by_key_bins<kThreads>(set, scratch, static_cast<int>(members),
-                                    reinterpret_cast<uint32_t*>(scratch + members), warp_totals,
-                                    found)) {
-      sort_padded_by_network<kThreads>(set, static_cast<int>(members));  // <= set_capacity
-    }
     const int per = (k + plan.splits - 1) / plan.splits;
-    const int end = min(k, min(static_cast<int>(members), (split + 1) * per));
-    for (int r = split * per + t; r < end; r += kThreads) {
-      write_output<Format>(q, in, row, r, set[r], true);
+    const int slice_begin = split * per;
+    const int slice_end = min(k, min(static_cast<int>(members), (split + 1) * per));
+    uint64_t* scratch = reinterpret_cast<uint64_t*>(keys);
+    uint32_t* bins = reinterpret_cast<uint32_t*>(scratch + members);
+    auto emit = [&](uint32_t r, uint64_t v) { write_output<Format>(q, in, row, r, v, true); };
+    // More bins where the key region holds them too (uniform: a plan's sizes).
+    const bool fine_bins = kWholeSetBinBits > kPartBinBits &&
+                           static_cast<int64_t>(plan.chunk) * sizeof(uint32_t) >=
+                               static_cast<int64_t>(plan.set_capacity) * sizeof(uint64_t) +
+                                   (int64_t{1} << kWholeSetBinBits) * sizeof(uint32_t);
+    const uint32_t lo_rank = static_cast<uint32_t>(slice_begin);
+    const uint32_t hi_rank = static_cast<uint32_t>(slice_end);
+    if (k < kSliceMinK) {
+      // Small slices: sort all of S (by bins, else the network), then write
+      // this CTA's slice from the sorted copy.
+      if (!sort_by_key_bins<kThreads>(set, scratch, static_cast<int>(members), bins, warp_totals,
+                                      found)) {
+        sort_padded_by_network<kThreads>(set, static_cast<int>(members));  // <= set_capacity
+      }
+      for (int r = slice_begin + t; r < slice_end; r += kThreads) {
+        write_output<Format>(q, in, row, r, set[r], true);
+      }
+    } else if (slice_begin < slice_end &&  // uniform
+               !(fine_bins ? rank_by_key_bins<kThreads, true, kWholeSetBinBits>(
+                                 set, scratch, static_cast<int>(members), lo_rank, hi_rank, bins,
+                                 warp_totals, found, emit)
+                           : rank_by_key_bins<kThreads, true, kPartBinBits>(
+                                 set, scratch, static_cast<int>(members), lo_rank, hi_rank, bins,
+                                 warp_totals, found, emit))) {
+      // Bins crowd (ties, or a key far from the rest): the whole sort.
+      sort_padded_by_network<kThreads>(set, static_cast<int>(members));  // <= set_capacity
+      for (int r = slice_begin + t; r < slice_end; r += kThreads) {
+        write_output<Format>(q, in, row, r, set[r], true);
+      }
     }
     if (split == 0) {
       for (int j = k + t; j < q.k; j += kThreads) write_output<Format>(q, in, row, j, 0ull, false);
@@ -1591,8 +1760,9 @@ __global__ void __launch_bounds__(kThreads, kStreaming ? kStreamCtasPerSm * 256 
     source_count = k_chunk == 0 ? 0
                                 : stream_chunk_candidates<Format, kThreads>(
                                       in, begin, length, k_chunk, largest, plan.stream_capacity,
-                                      plan.index_bits, streamed, sorted, plan.sort_entries, select,
-                                      rank_bin, warp_totals, stream_added, compact_count, probe);
+                                      plan.index_bits, streamed, sorted, plan.sort_entries,
+                                      plan.coarse_raise != 0, select, rank_bin, warp_totals,
+                                      stream_added, compact_count, probe);
   } else {
     loaded_max = load_chunk_keys<Format, kThreads>(in, begin, length, largest, keys);
   }
@@ -1950,10 +2120,9 @@ int resident_clusters(const Problem& q, const DeviceFacts& device, const SplitPl
   static std::atomic<int> cache[kCachedDevices][kKernels][kMaxClusterCtas + 1][kSharedClasses] = {};
   const int splits = plan.splits;
   const std::size_t shared_bytes = plan.shared_bytes;
-  const std::size_t per_cta = shared_bytes + kStaticSharedBound + 1024;  // 1 KB: system use
-  const int shared_class =
-      static_cast<int>(std::clamp<std::size_t>(device.shared_per_sm / per_cta, 1, kSharedClasses)) -
-      1;
+  const int shared_class = static_cast<int>(std::clamp<int64_t>(
+                               ctas_per_sm_by_shared(device, shared_bytes), 1, kSharedClasses)) -
+                           1;
   const int kernel_id = static_cast<int>(q.dtype) % 3 * 2 + (plan.set_capacity > 0 ? 1 : 0);
   std::atomic<int>* cached = device.device >= 0 && device.device < kCachedDevices
                                  ? &cache[device.device][kernel_id][splits][shared_class]

@@ -616,7 +616,7 @@ TEST_F(Gpu, LargeShapes) {
       {DType::kFloat16, 32, 131072, 256, Dist::kFewDistinct, PerRow::kK},
       {DType::kFloat32, 32, 100000, 129, Dist::kFewDistinct, PerRow::kBoth},
       // Distributed plans of few CTAs a row hold parts of hundreds to
-      // thousands of S's members, sorted by key bins (sort_part_by_bins):
+      // thousands of S's members, sorted by key bins (sort_by_key_bins):
       // randn rows (a few members a bin), per-row k and lengths, NaN and
       // +-inf (keys far apart: crowded bins send a part back to counting or
       // the bitonic network), few distinct values (crowded), and sorted rows
@@ -634,6 +634,17 @@ TEST_F(Gpu, LargeShapes) {
       {DType::kBFloat16, 9, 20000, 700, Dist::kFewDistinct, PerRow::kNone},
       {DType::kFloat16, 12, 30000, 1000, Dist::kSpecial, PerRow::kBoth},
       {DType::kBFloat16, 2, 300000, 256, Dist::kRandn, PerRow::kNone},
+      // Distributed plans whose CTAs each rank all of S by key bins and
+      // write only their slice of the output (rank_by_key_bins with a
+      // slice): per-row k (most CTAs' slices empty on rows of small k), NaN
+      // and +-inf with per-row k and lengths, a k that does not divide among
+      // the CTAs, and bf16 randn rows at k = 2048, whose keys near the k-th
+      // repeat up to ~90 times (simulated), more than the full sort's 64 a
+      // bin: each such key is one bin, ranked whole by the slice holding it.
+      {DType::kFloat32, 3, 131072, 2048, Dist::kRandn, PerRow::kK},
+      {DType::kFloat16, 2, 131072, 1500, Dist::kSpecial, PerRow::kBoth},
+      {DType::kBFloat16, 5, 100000, 1999, Dist::kRandn, PerRow::kLengths},
+      {DType::kBFloat16, 4, 131072, 2048, Dist::kRandn, PerRow::kNone},
   };
   for (DType d : kDTypes) {
     shapes.push_back({d, 4, 50304, 5, Dist::kRandn, PerRow::kNone});

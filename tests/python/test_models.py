@@ -39,7 +39,7 @@ def test_stream_buffer_model_keeps_the_top_k():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "contract held on 48 rows" in result.stdout
+    assert "contract held on 64 rows" in result.stdout
     # Rows of few distinct values crowd a bin: the coarse raise must fall
     # back to the exact one on some of them (so that path is exercised), and
     # never on randn rows.
