@@ -18,12 +18,13 @@ const AlgorithmFamily* const kFamilies[] = {
     &kRowPerWarpFamily,  &kRowPerClusterFamily,
 };
 
-/// One line of the automatic choice. Bounds are inclusive; -1 = unbounded.
+/// One line of the automatic choice: rows, columns and k within bounds.
+/// Bounds are inclusive; -1 = unbounded.
 struct AutoRule {
   Algorithm algorithm;
   int64_t min_rows, max_rows;
   int64_t min_cols, max_cols;
-  int64_t max_k;
+  int64_t min_k, max_k;
 };
 
 // Ordered: the first match whose family accepts the problem wins. The
@@ -60,6 +61,16 @@ struct AutoRule {
 //    200000 columns a row needs >= 7 CTAs of the cluster, so more than one
 //    wave: split_row takes k > 64 there (0.54-0.80x, 64x200000 bf16 k256
 //    48.9 vs 90.9 µs; the cluster rejects k = 2048 at that length anyway).
+//    The same holds at k = 512-1024 wherever the cluster needs a second
+//    wave: from 33 rows and 100000 columns (>= 4 CTAs a row of at most
+//    32768 columns) and from 17 rows and 229377 columns (8 CTAs a row).
+//    Sweep of 2026-12-07 16:03 UTC (graph µs, split_row vs row_per_cluster,
+//    docs/perf-notes.md session 29): 64x131072 k512 fp32 33.4 vs 43.8, bf16
+//    33.9 vs 41.5, k1024 fp32 38.6 vs 57.2, bf16 39.3 vs 55.3; 32x262144
+//    k512 fp32 35.4 vs 59.7, bf16 35.4 vs 58.7, k1024 41.7 vs 61.2, 42.3 vs
+//    60.0. At k = 2048 the cluster still wins there (64x131072 fp32 59.9 vs
+//    80.0, bf16 58.8 vs 100.8), as it does on one wave (32x131072 k512 fp32
+//    22.9 vs 29.0, 64x65536 k1024 21.2 vs 30.5).
 //  - row_per_cluster (split_row's kernel with the hand-off inside a
 //    thread-block cluster: no workspace, no memset node) beats every other
 //    algorithm on <= 8 rows of 8192-131072 columns at any k (0.59-0.93x the
@@ -89,21 +100,23 @@ struct AutoRule {
 //    (k > 2048; since v36 split_row streams chunks of any length, so no row
 //    is too long for it).
 constexpr AutoRule kAutoRules[] = {
-    {Algorithm::kRowPerWarp, 512, -1, -1, -1, 64},
-    {Algorithm::kRowPerWarp, -1, -1, -1, 2048, 64},
-    {Algorithm::kRowPerWarp, 65, 384, 16385, -1, 64},
-    {Algorithm::kRowPerWarp, 32, 64, 100000, -1, 1},
-    {Algorithm::kRowPerWarp, 16, 64, 200000, -1, 64},
-    {Algorithm::kRowPerWarp, 24, 64, 65536, -1, 16},
-    {Algorithm::kRowPerWarp, 48, 64, 100000, -1, 64},
-    {Algorithm::kSplitRow, 33, 64, 200000, -1, 1024},
-    {Algorithm::kRowPerCluster, -1, 8, 8192, -1, 2048},
-    {Algorithm::kRowPerCluster, 9, 32, 8192, -1, 2048},
-    {Algorithm::kRowPerCluster, 33, 64, 8192, -1, 2048},
-    {Algorithm::kSplitRow, -1, 64, 8193, -1, 2048},
-    {Algorithm::kRowPerCta, -1, -1, -1, 16384, 2048},
-    {Algorithm::kSplitRow, -1, -1, 16385, -1, 2048},
-    {Algorithm::kBlockPerRow, -1, -1, -1, -1, -1},
+    {Algorithm::kRowPerWarp, 512, -1, -1, -1, -1, 64},
+    {Algorithm::kRowPerWarp, -1, -1, -1, 2048, -1, 64},
+    {Algorithm::kRowPerWarp, 65, 384, 16385, -1, -1, 64},
+    {Algorithm::kRowPerWarp, 32, 64, 100000, -1, -1, 1},
+    {Algorithm::kRowPerWarp, 16, 64, 200000, -1, -1, 64},
+    {Algorithm::kRowPerWarp, 24, 64, 65536, -1, -1, 16},
+    {Algorithm::kRowPerWarp, 48, 64, 100000, -1, -1, 64},
+    {Algorithm::kSplitRow, 33, 64, 200000, -1, -1, 1024},
+    {Algorithm::kSplitRow, 33, 64, 100000, -1, 512, 1024},
+    {Algorithm::kSplitRow, 17, 32, 229377, -1, 512, 1024},
+    {Algorithm::kRowPerCluster, -1, 8, 8192, -1, -1, 2048},
+    {Algorithm::kRowPerCluster, 9, 32, 8192, -1, -1, 2048},
+    {Algorithm::kRowPerCluster, 33, 64, 8192, -1, -1, 2048},
+    {Algorithm::kSplitRow, -1, 64, 8193, -1, -1, 2048},
+    {Algorithm::kRowPerCta, -1, -1, -1, 16384, -1, 2048},
+    {Algorithm::kSplitRow, -1, -1, 16385, -1, -1, 2048},
+    {Algorithm::kBlockPerRow, -1, -1, -1, -1, -1, -1},
 };
 
 bool within(int64_t value, int64_t lo, int64_t hi) {
@@ -137,7 +150,7 @@ Status choose_family(const Problem& q, const DeviceFacts& device, const Algorith
   }
   for (const AutoRule& rule : kAutoRules) {
     if (!within(q.rows, rule.min_rows, rule.max_rows) ||
-        !within(q.cols, rule.min_cols, rule.max_cols) || !within(q.k, -1, rule.max_k)) {
+        !within(q.cols, rule.min_cols, rule.max_cols) || !within(q.k, rule.min_k, rule.max_k)) {
       continue;
     }
     const AlgorithmFamily* f = family_of(rule.algorithm);

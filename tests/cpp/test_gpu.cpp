@@ -1567,5 +1567,56 @@ TEST_F(Gpu, ChosenAlgorithm) {
   std::cout << "[   INFO   ] GPU: " << gpu().name << "\n";
 }
 
+// The automatic choice on the 33-64 (and 17-32) row shapes whose rules the
+// session-29 sweep drew (src/dispatch.cpp): split_row at k = 512-1024 where
+// the cluster needs a second wave, the cluster at k = 2048 and on one wave.
+// Guards the rule order (an earlier rule must not shadow these); the rules
+// were measured on sm_90, so other GPUs skip.
+TEST_F(Gpu, AutoChoiceAtManyLongRows) {
+  cudaDeviceProp prop{};
+  CUDA_ASSERT(cudaGetDeviceProperties(&prop, 0));
+  if (prop.major != 9 || prop.minor != 0) {
+    GTEST_SKIP() << "the rules checked here were measured on sm_90; this GPU is sm_" << prop.major
+                 << prop.minor;
+  }
+  struct Case {
+    int64_t rows, cols, k;
+    DType dtype;
+    Algorithm expected;
+  } cases[] = {
+      {64, 131072, 512, DType::kFloat32, Algorithm::kSplitRow},
+      {64, 131072, 1024, DType::kBFloat16, Algorithm::kSplitRow},
+      {48, 100000, 512, DType::kFloat32, Algorithm::kSplitRow},
+      {32, 262144, 512, DType::kBFloat16, Algorithm::kSplitRow},
+      {32, 262144, 1024, DType::kFloat32, Algorithm::kSplitRow},
+      {64, 131072, 2048, DType::kBFloat16, Algorithm::kRowPerCluster},
+      {64, 65536, 1024, DType::kFloat32, Algorithm::kRowPerCluster},
+      {32, 131072, 512, DType::kFloat32, Algorithm::kRowPerCluster},
+      {64, 131072, 256, DType::kFloat32, Algorithm::kRowPerCluster},
+  };
+  // One buffer large enough for every case's input and outputs: the choice
+  // reads no data, but the call is validated as a real one.
+  DeviceGuarded input, values, indices;
+  CUDA_ASSERT(input.init(std::size_t{64} * 131072, 4, kValueFill));
+  CUDA_ASSERT(values.init(std::size_t{64} * 2048, 4, kValueFill));
+  CUDA_ASSERT(indices.init(std::size_t{64} * 2048, 8, kValueFill));
+  for (const Case& c : cases) {
+    TopKParams p;
+    p.input = input.data();
+    p.dtype = c.dtype;
+    p.rows = c.rows;
+    p.cols = c.cols;
+    p.k = c.k;
+    p.values = values.data();
+    p.indices = indices.data();
+    Algorithm chosen = Algorithm::kAuto;
+    const Status s = fasttopk::chosen_algorithm(p, &chosen);
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_EQ(chosen, c.expected) << c.rows << "x" << c.cols << " k" << c.k << ": Auto chose '"
+                                  << algorithm_name(chosen) << "', the rules say '"
+                                  << algorithm_name(c.expected) << "'";
+  }
+}
+
 }  // namespace
 }  // namespace fasttopk_test
