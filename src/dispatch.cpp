@@ -64,7 +64,7 @@ struct AutoRule {
 //    The same holds at k = 512-1024 wherever the cluster needs a second
 //    wave: from 33 rows and 100000 columns (>= 4 CTAs a row of at most
 //    32768 columns) and from 17 rows and 229377 columns (8 CTAs a row).
-//    Sweep of 2026-12-07 16:03 UTC (graph µs, split_row vs row_per_cluster,
+//    Sweep of 2026-12-07 15:42-15:44 UTC (graph µs, split_row vs row_per_cluster,
 //    docs/perf-notes.md session 29): 64x131072 k512 fp32 33.4 vs 43.8, bf16
 //    33.9 vs 41.5, k1024 fp32 38.6 vs 57.2, bf16 39.3 vs 55.3; 32x262144
 //    k512 fp32 35.4 vs 59.7, bf16 35.4 vs 58.7, k1024 41.7 vs 61.2, 42.3 vs
