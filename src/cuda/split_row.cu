@@ -271,18 +271,11 @@ constexpr int kSliceMinK = FASTTOPK_TUNE_CLUSTER_SLICE_MIN_K;
 #define FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT 1
 #endif
 constexpr bool kWholeSetSort = FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT != 0;
-// log2 of the bins of that whole-set ranking where the key region also holds
-// them (else kPartBinBits): a 1x131072 k2048 fp32 set of ~3,000 members puts
-// ~25 in the bins near its least key at 1,024 bins, and each member's rank
-// within its bin costs a shared load per bin-mate. kPartBinBits: never more.
-// Measured (session 28, H100): 4,096 bins lost everywhere (64x131072 k512
-// fp32 +27%, 1x131072 k2048 +1%): zeroing and scanning the bins costs more
-// than the shorter in-bin ranks save. Kept at 1,024 (10).
-#ifndef FASTTOPK_TUNE_CLUSTER_WHOLE_SET_BIN_BITS
-#define FASTTOPK_TUNE_CLUSTER_WHOLE_SET_BIN_BITS 10
-#endif
-constexpr int kWholeSetBinBits = FASTTOPK_TUNE_CLUSTER_WHOLE_SET_BIN_BITS;
-static_assert(kWholeSetBinBits >= 10 && kWholeSetBinBits <= 13, "1,024 to 8,192 bins");
+// The whole-set ranking uses kPartBins bins. 4,096 where the key region
+// also held them (knob FASTTOPK_TUNE_CLUSTER_WHOLE_SET_BIN_BITS, removed in
+// session 29) lost everywhere on the H100 in session 28 (64x131072 k512 fp32
+// +27%, 1x131072 k2048 +1%): zeroing and scanning the bins cost more than
+// the shorter in-bin ranks saved.
 // split_row's and the cluster's rank 0's final sort of k > this winners runs
 // by key bins (sort_by_key_bins) instead of the bitonic network, where the
 // candidates' region below the sort buffer (dead by then) holds k values and
@@ -1588,32 +1581,22 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
     uint64_t* scratch = reinterpret_cast<uint64_t*>(keys);
     uint32_t* bins = reinterpret_cast<uint32_t*>(scratch + members);
     auto emit = [&](uint32_t r, uint64_t v) { write_output<Format>(q, in, row, r, v, true); };
-    // More bins where the key region holds them too (uniform: a plan's sizes).
-    const bool fine_bins = kWholeSetBinBits > kPartBinBits &&
-                           static_cast<int64_t>(plan.chunk) * sizeof(uint32_t) >=
-                               static_cast<int64_t>(plan.set_capacity) * sizeof(uint64_t) +
-                                   (int64_t{1} << kWholeSetBinBits) * sizeof(uint32_t);
-    const uint32_t lo_rank = static_cast<uint32_t>(slice_begin);
-    const uint32_t hi_rank = static_cast<uint32_t>(slice_end);
-    if (k < kSliceMinK) {
-      // Small slices: sort all of S (by bins, else the network), then write
-      // this CTA's slice from the sorted copy.
-      if (!sort_by_key_bins<kThreads>(set, scratch, static_cast<int>(members), bins, warp_totals,
-                                      found)) {
+    // From kSliceMinK on, only this CTA's slice is ranked (an empty slice:
+    // nothing to do); below it, or where its bins crowd (ties, or a key far
+    // from the rest), every CTA sorts all of S, by bins below kSliceMinK and
+    // else by the network, and writes its slice from the sorted copy. All
+    // the conditions are uniform.
+    const bool sliced =
+        k >= kSliceMinK &&
+        (slice_begin >= slice_end ||
+         rank_by_key_bins<kThreads, true, kPartBinBits>(
+             set, scratch, static_cast<int>(members), static_cast<uint32_t>(slice_begin),
+             static_cast<uint32_t>(slice_end), bins, warp_totals, found, emit));
+    if (!sliced) {
+      if (k >= kSliceMinK || !sort_by_key_bins<kThreads>(set, scratch, static_cast<int>(members),
+                                                         bins, warp_totals, found)) {
         sort_padded_by_network<kThreads>(set, static_cast<int>(members));  // <= set_capacity
       }
-      for (int r = slice_begin + t; r < slice_end; r += kThreads) {
-        write_output<Format>(q, in, row, r, set[r], true);
-      }
-    } else if (slice_begin < slice_end &&  // uniform
-               !(fine_bins ? rank_by_key_bins<kThreads, true, kWholeSetBinBits>(
-                                 set, scratch, static_cast<int>(members), lo_rank, hi_rank, bins,
-                                 warp_totals, found, emit)
-                           : rank_by_key_bins<kThreads, true, kPartBinBits>(
-                                 set, scratch, static_cast<int>(members), lo_rank, hi_rank, bins,
-                                 warp_totals, found, emit))) {
-      // Bins crowd (ties, or a key far from the rest): the whole sort.
-      sort_padded_by_network<kThreads>(set, static_cast<int>(members));  // <= set_capacity
       for (int r = slice_begin + t; r < slice_end; r += kThreads) {
         write_output<Format>(q, in, row, r, set[r], true);
       }
