@@ -91,11 +91,15 @@ constexpr int kMaxCandidates = 24576;  // packed values phase B holds (192 KB)
 #endif
 constexpr int kStreamMinChunk = FASTTOPK_TUNE_STREAM_MIN_CHUNK;
 // ... but only where a chunk holds at least this many times k elements, if
-// the chunks fit on chip otherwise: 512x32768 k2048 fp32 (a ratio of 16) took
-// 164 µs streamed against 149 in two chunks on chip, where ratios of 64
-// gained 1.6-2.4x (docs/perf-notes.md v36).
+// the chunks fit on chip otherwise. v36 set 32: 512x32768 k2048 fp32 (a
+// ratio of 16) took 164 µs streamed against 149 in two chunks on chip. The
+// streamed path has since become 20-45% faster at large k (v41-v46) and the
+// on-chip one has not: at 8, which with k <= 2048 streams every chunk longer
+// than kMaxChunk, 512x32768 k2048 fp32 takes 75.4 µs against 107.6 on chip,
+// 512x24576 k1024 fp32 46.4 against 80.1, 512x20000 k2048 bf16 61.8 against
+// 87.4 (A/B of 2026-12-07 17:00 UTC, H100; docs/perf-notes.md v48).
 #ifndef FASTTOPK_TUNE_STREAM_MIN_RATIO
-#define FASTTOPK_TUNE_STREAM_MIN_RATIO 32
+#define FASTTOPK_TUNE_STREAM_MIN_RATIO 8
 #endif
 constexpr int64_t kStreamMinRatio = FASTTOPK_TUNE_STREAM_MIN_RATIO;
 // Tiles a streaming thread has in flight; 0: 64 bytes' worth (4 tiles of

@@ -724,7 +724,7 @@ void Gpu::check_shapes(const std::vector<Shape>& shapes) {
 // streamed chunks a row handed on by ticket (100 x 100000), and misaligned,
 // strided rows (the head and tail outside the 16-byte body). Split counts
 // are for 132 SMs; on other GPUs the shapes still stream while a row's chunk
-// stays longer than 16,384 elements and 32 k (kStreamMinRatio). Built with
+// stays longer than 16,384 elements and 8 k (kStreamMinRatio). Built with
 // -DFASTTOPK_TUNE_STREAM_MIN_CHUNK=1, every split_row and row_per_cta plan
 // streams, and the whole suite tests the path (scripts/gpu-check's
 // GPU_CHECK_CUDA_FLAGS).
