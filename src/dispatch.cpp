@@ -19,12 +19,16 @@ const AlgorithmFamily* const kFamilies[] = {
 };
 
 /// One line of the automatic choice: rows, columns and k within bounds.
-/// Bounds are inclusive; -1 = unbounded.
+/// Bounds are inclusive; -1 = unbounded. min_cluster_waves > 0 also asks
+/// that row_per_cluster's plan for the problem take at least that many
+/// waves (row_per_cluster_waves): where the cluster's loss follows its wave
+/// count rather than a shape bound.
 struct AutoRule {
   Algorithm algorithm;
   int64_t min_rows, max_rows;
   int64_t min_cols, max_cols;
   int64_t min_k, max_k;
+  int64_t min_cluster_waves = 0;
 };
 
 // Ordered: the first match whose family accepts the problem wins. The
@@ -108,7 +112,7 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, 24, 64, 65536, -1, -1, 16},
     {Algorithm::kRowPerWarp, 48, 64, 100000, -1, -1, 64},
     {Algorithm::kSplitRow, 33, 64, 200000, -1, -1, 1024},
-    {Algorithm::kSplitRow, 33, 64, 100000, -1, 512, 1024},
+    {Algorithm::kSplitRow, 33, 64, 100000, -1, 256, 1024, 2},
     {Algorithm::kSplitRow, 17, 32, 229377, -1, 512, 1024},
     {Algorithm::kRowPerCluster, -1, 8, 8192, -1, -1, 2048},
     {Algorithm::kRowPerCluster, 9, 32, 8192, -1, -1, 2048},
@@ -151,6 +155,9 @@ Status choose_family(const Problem& q, const DeviceFacts& device, const Algorith
   for (const AutoRule& rule : kAutoRules) {
     if (!within(q.rows, rule.min_rows, rule.max_rows) ||
         !within(q.cols, rule.min_cols, rule.max_cols) || !within(q.k, rule.min_k, rule.max_k)) {
+      continue;
+    }
+    if (rule.min_cluster_waves > 0 && row_per_cluster_waves(q, device) < rule.min_cluster_waves) {
       continue;
     }
     const AlgorithmFamily* f = family_of(rule.algorithm);

@@ -2167,6 +2167,13 @@ int launch_cluster(const Problem& q, const DeviceFacts& device, void*, cudaStrea
 
 }  // namespace
 
+int64_t row_per_cluster_waves(const Problem& q, const DeviceFacts& device) {
+  if (rejects_cluster(q, device) != nullptr) return 0;
+  SplitPlan plan{};
+  make_plan(q, device, 0, Handoff::kCluster, &plan);
+  return ceil_div(q.rows, std::max<int64_t>(1, resident_clusters(q, device, plan)));
+}
+
 const AlgorithmFamily kSplitRowFamily = {Algorithm::kSplitRow, rejects_split, workspace_split,
                                          launch_split};
 const AlgorithmFamily kRowPerCtaFamily = {Algorithm::kRowPerCta, rejects_row, no_workspace,
