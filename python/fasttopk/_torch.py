@@ -39,6 +39,10 @@ from ._common import (
 )
 
 _DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+# The raw handle of a device's current stream, without building the
+# torch.cuda.Stream that torch.cuda.current_stream() returns (torch's own
+# generated code reads streams this way); None where this torch lacks it.
+_current_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 _DEVICE_TYPES = ("cpu", "cuda", "meta")
 
@@ -103,20 +107,35 @@ def _run(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
     if device.type == "cuda":
         if not CUDA_COMPILED:
             raise RuntimeError(NO_CUDA_MESSAGE)
-        with torch.cuda.device(device):
-            params = _params(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
-            nbytes = _C.workspace_size(params)
-            # torch's caching allocator: stream-ordered on the current stream, and
-            # served from the graph's private pool while a CUDA graph is captured.
-            # Most plans need none: no allocation then (~3 µs of host time).
-            workspace = torch.empty(nbytes, dtype=torch.uint8, device=device) if nbytes else None
-            stream = torch.cuda.current_stream(device).cuda_stream
-            _C.topk_cuda(params, workspace.data_ptr() if nbytes else 0, nbytes, stream)
+        # The library launches on the calling thread's current device, so
+        # that must be x's; a device context costs host time on every call,
+        # so it is entered only where another device is current.
+        if _current_raw_stream is not None and torch.cuda.current_device() == device.index:
+            _run_cuda(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
+        else:
+            with torch.cuda.device(device):
+                _run_cuda(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
     elif device.type == "cpu":
         params = _params(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
         _C.topk_host(params, HOST_THREADS)
     else:
         raise ValueError(f"fasttopk::topk: unsupported device {device}")
+
+
+def _run_cuda(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices):
+    """_run's CUDA launch, with x2's device current."""
+    device = x2.device
+    params = _params(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
+    nbytes = _C.workspace_size(params)
+    # torch's caching allocator: stream-ordered on the current stream, and
+    # served from the graph's private pool while a CUDA graph is captured.
+    # Most plans need none: no allocation then (~3 µs of host time).
+    workspace = torch.empty(nbytes, dtype=torch.uint8, device=device) if nbytes else None
+    if _current_raw_stream is not None:
+        stream = _current_raw_stream(device.index)
+    else:
+        stream = torch.cuda.current_stream(device).cuda_stream
+    _C.topk_cuda(params, workspace.data_ptr() if nbytes else 0, nbytes, stream)
 
 
 def _topk_impl(x, k, largest, sorted, k_per_row, lengths, int32_indices, algorithm):

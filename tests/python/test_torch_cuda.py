@@ -263,6 +263,24 @@ def test_torch_compile_dynamic_shapes():
         assert_same_result(compiled(x, k), fasttopk.topk(x, k))
 
 
+def test_runs_in_order_on_the_current_stream():
+    """A call is ordered on the caller's current stream: here a side stream
+    that first spins (~0.1 s at GPU clocks) and then writes the input. A launch
+    on any other stream would run at once and read the zeros."""
+    rng = np.random.default_rng(27)
+    fresh = make_torch_input(rng, (4, 4096), "float32", "normal", "cuda")
+    expected = fasttopk.topk(fresh, 8)
+    x = torch.zeros_like(fresh)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(200_000_000)
+        x.copy_(fresh)
+        got = fasttopk.topk(x, 8)
+    torch.cuda.synchronize()
+    assert_same_result(got, expected)
+
+
 def _warm_up(fn):
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
