@@ -19,12 +19,16 @@ const AlgorithmFamily* const kFamilies[] = {
 };
 
 /// One line of the automatic choice: rows, columns and k within bounds.
-/// Bounds are inclusive; -1 = unbounded.
+/// Bounds are inclusive; -1 = unbounded. min_cluster_waves > 0 also asks
+/// that row_per_cluster's plan for the problem take at least that many
+/// waves (row_per_cluster_waves): where the cluster's loss follows its wave
+/// count rather than a shape bound.
 struct AutoRule {
   Algorithm algorithm;
   int64_t min_rows, max_rows;
   int64_t min_cols, max_cols;
   int64_t min_k, max_k;
+  int64_t min_cluster_waves = 0;
 };
 
 // Ordered: the first match whose family accepts the problem wins. The
@@ -70,7 +74,17 @@ struct AutoRule {
 //    k512 fp32 35.4 vs 59.7, bf16 35.4 vs 58.7, k1024 41.7 vs 61.2, 42.3 vs
 //    60.0. At k = 2048 the cluster still wins there (64x131072 fp32 59.9 vs
 //    80.0, bf16 58.8 vs 100.8), as it does on one wave (32x131072 k512 fp32
-//    22.9 vs 29.0, 64x65536 k1024 21.2 vs 30.5).
+//    22.9 vs 29.0, 64x65536 k1024 21.2 vs 30.5). At 33-64 rows the shape
+//    bound alone was wrong both ways (sweep of 2026-12-07 17:01 UTC, H100,
+//    docs/perf-notes.md session 30): whether the cluster's plan fits one
+//    wave depends on k through its shared memory, and its losses follow the
+//    waves, not the rows. On one wave it wins (33x100000 k512 fp32 21.1 vs
+//    25.8, bf16 20.2 vs 28.8; 48x100000 k256 fp32 23.5 vs 27.2); on two it
+//    loses from k = 256 (48x131072 k256 fp32 38.6 vs 29.8, 64x100000 k256
+//    35.8 vs 29.4, k384 37.5 vs 31.5; 33x100000 k1024 fp32 35.3 vs 29.8)
+//    and still wins at k = 128 (64x131072 fp32 32.8 vs 35.0). So the rule
+//    for 33-64 rows asks the cluster's plan for its waves
+//    (row_per_cluster_waves).
 //  - row_per_cluster (split_row's kernel with the hand-off inside a
 //    thread-block cluster: no workspace, no memset node) beats every other
 //    algorithm on <= 8 rows of 8192-131072 columns at any k (0.59-0.93x the
@@ -108,7 +122,7 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, 24, 64, 65536, -1, -1, 16},
     {Algorithm::kRowPerWarp, 48, 64, 100000, -1, -1, 64},
     {Algorithm::kSplitRow, 33, 64, 200000, -1, -1, 1024},
-    {Algorithm::kSplitRow, 33, 64, 100000, -1, 512, 1024},
+    {Algorithm::kSplitRow, 33, 64, 100000, -1, 256, 1024, 2},
     {Algorithm::kSplitRow, 17, 32, 229377, -1, 512, 1024},
     {Algorithm::kRowPerCluster, -1, 8, 8192, -1, -1, 2048},
     {Algorithm::kRowPerCluster, 9, 32, 8192, -1, -1, 2048},
@@ -151,6 +165,9 @@ Status choose_family(const Problem& q, const DeviceFacts& device, const Algorith
   for (const AutoRule& rule : kAutoRules) {
     if (!within(q.rows, rule.min_rows, rule.max_rows) ||
         !within(q.cols, rule.min_cols, rule.max_cols) || !within(q.k, rule.min_k, rule.max_k)) {
+      continue;
+    }
+    if (rule.min_cluster_waves > 0 && row_per_cluster_waves(q, device) < rule.min_cluster_waves) {
       continue;
     }
     const AlgorithmFamily* f = family_of(rule.algorithm);

@@ -49,6 +49,13 @@ extern const AlgorithmFamily kRowPerCtaFamily;
 extern const AlgorithmFamily kRowPerWarpFamily;
 extern const AlgorithmFamily kRowPerClusterFamily;
 
+/// Waves of clusters row_per_cluster's plan for `problem` takes on `device`
+/// (rows / the clusters resident at once, rounded up; the residency is
+/// queried once per device and plan class and cached), or 0 where the
+/// family rejects the problem. The dispatcher's rules use it: the cluster
+/// loses to split_row at large k once its rows need a second wave.
+int64_t row_per_cluster_waves(const Problem& problem, const DeviceFacts& device);
+
 /// The dispatcher: the family that runs `problem` (resolving kAuto), or a
 /// non-ok Status (e.g. a forced family that rejects the shape).
 Status choose_family(const Problem& problem, const DeviceFacts& device,

@@ -91,11 +91,15 @@ constexpr int kMaxCandidates = 24576;  // packed values phase B holds (192 KB)
 #endif
 constexpr int kStreamMinChunk = FASTTOPK_TUNE_STREAM_MIN_CHUNK;
 // ... but only where a chunk holds at least this many times k elements, if
-// the chunks fit on chip otherwise: 512x32768 k2048 fp32 (a ratio of 16) took
-// 164 µs streamed against 149 in two chunks on chip, where ratios of 64
-// gained 1.6-2.4x (docs/perf-notes.md v36).
+// the chunks fit on chip otherwise. v36 set 32: 512x32768 k2048 fp32 (a
+// ratio of 16) took 164 µs streamed against 149 in two chunks on chip. The
+// streamed path has since become 20-45% faster at large k (v41-v46) and the
+// on-chip one has not: at 8, which with k <= 2048 streams every chunk longer
+// than kMaxChunk, 512x32768 k2048 fp32 takes 75.4 µs against 107.6 on chip,
+// 512x24576 k1024 fp32 46.4 against 80.1, 512x20000 k2048 bf16 61.8 against
+// 87.4 (A/B of 2026-12-07 17:00 UTC, H100; docs/perf-notes.md v48).
 #ifndef FASTTOPK_TUNE_STREAM_MIN_RATIO
-#define FASTTOPK_TUNE_STREAM_MIN_RATIO 32
+#define FASTTOPK_TUNE_STREAM_MIN_RATIO 8
 #endif
 constexpr int64_t kStreamMinRatio = FASTTOPK_TUNE_STREAM_MIN_RATIO;
 // Tiles a streaming thread has in flight; 0: 64 bytes' worth (4 tiles of
@@ -271,18 +275,11 @@ constexpr int kSliceMinK = FASTTOPK_TUNE_CLUSTER_SLICE_MIN_K;
 #define FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT 1
 #endif
 constexpr bool kWholeSetSort = FASTTOPK_TUNE_CLUSTER_WHOLE_SET_SORT != 0;
-// log2 of the bins of that whole-set ranking where the key region also holds
-// them (else kPartBinBits): a 1x131072 k2048 fp32 set of ~3,000 members puts
-// ~25 in the bins near its least key at 1,024 bins, and each member's rank
-// within its bin costs a shared load per bin-mate. kPartBinBits: never more.
-// Measured (session 28, H100): 4,096 bins lost everywhere (64x131072 k512
-// fp32 +27%, 1x131072 k2048 +1%): zeroing and scanning the bins costs more
-// than the shorter in-bin ranks save. Kept at 1,024 (10).
-#ifndef FASTTOPK_TUNE_CLUSTER_WHOLE_SET_BIN_BITS
-#define FASTTOPK_TUNE_CLUSTER_WHOLE_SET_BIN_BITS 10
-#endif
-constexpr int kWholeSetBinBits = FASTTOPK_TUNE_CLUSTER_WHOLE_SET_BIN_BITS;
-static_assert(kWholeSetBinBits >= 10 && kWholeSetBinBits <= 13, "1,024 to 8,192 bins");
+// The whole-set ranking uses kPartBins bins. 4,096 where the key region
+// also held them (knob FASTTOPK_TUNE_CLUSTER_WHOLE_SET_BIN_BITS, removed in
+// session 29) lost everywhere on the H100 in session 28 (64x131072 k512 fp32
+// +27%, 1x131072 k2048 +1%): zeroing and scanning the bins cost more than
+// the shorter in-bin ranks saved.
 // split_row's and the cluster's rank 0's final sort of k > this winners runs
 // by key bins (sort_by_key_bins) instead of the bitonic network, where the
 // candidates' region below the sort buffer (dead by then) holds k values and
@@ -1588,32 +1585,22 @@ __device__ __forceinline__ bool distributed_top_k(const Problem& q, const typena
     uint64_t* scratch = reinterpret_cast<uint64_t*>(keys);
     uint32_t* bins = reinterpret_cast<uint32_t*>(scratch + members);
     auto emit = [&](uint32_t r, uint64_t v) { write_output<Format>(q, in, row, r, v, true); };
-    // More bins where the key region holds them too (uniform: a plan's sizes).
-    const bool fine_bins = kWholeSetBinBits > kPartBinBits &&
-                           static_cast<int64_t>(plan.chunk) * sizeof(uint32_t) >=
-                               static_cast<int64_t>(plan.set_capacity) * sizeof(uint64_t) +
-                                   (int64_t{1} << kWholeSetBinBits) * sizeof(uint32_t);
-    const uint32_t lo_rank = static_cast<uint32_t>(slice_begin);
-    const uint32_t hi_rank = static_cast<uint32_t>(slice_end);
-    if (k < kSliceMinK) {
-      // Small slices: sort all of S (by bins, else the network), then write
-      // this CTA's slice from the sorted copy.
-      if (!sort_by_key_bins<kThreads>(set, scratch, static_cast<int>(members), bins, warp_totals,
-                                      found)) {
+    // From kSliceMinK on, only this CTA's slice is ranked (an empty slice:
+    // nothing to do); below it, or where its bins crowd (ties, or a key far
+    // from the rest), every CTA sorts all of S, by bins below kSliceMinK and
+    // else by the network, and writes its slice from the sorted copy. All
+    // the conditions are uniform.
+    const bool sliced =
+        k >= kSliceMinK &&
+        (slice_begin >= slice_end ||
+         rank_by_key_bins<kThreads, true, kPartBinBits>(
+             set, scratch, static_cast<int>(members), static_cast<uint32_t>(slice_begin),
+             static_cast<uint32_t>(slice_end), bins, warp_totals, found, emit));
+    if (!sliced) {
+      if (k >= kSliceMinK || !sort_by_key_bins<kThreads>(set, scratch, static_cast<int>(members),
+                                                         bins, warp_totals, found)) {
         sort_padded_by_network<kThreads>(set, static_cast<int>(members));  // <= set_capacity
       }
-      for (int r = slice_begin + t; r < slice_end; r += kThreads) {
-        write_output<Format>(q, in, row, r, set[r], true);
-      }
-    } else if (slice_begin < slice_end &&  // uniform
-               !(fine_bins ? rank_by_key_bins<kThreads, true, kWholeSetBinBits>(
-                                 set, scratch, static_cast<int>(members), lo_rank, hi_rank, bins,
-                                 warp_totals, found, emit)
-                           : rank_by_key_bins<kThreads, true, kPartBinBits>(
-                                 set, scratch, static_cast<int>(members), lo_rank, hi_rank, bins,
-                                 warp_totals, found, emit))) {
-      // Bins crowd (ties, or a key far from the rest): the whole sort.
-      sort_padded_by_network<kThreads>(set, static_cast<int>(members));  // <= set_capacity
       for (int r = slice_begin + t; r < slice_end; r += kThreads) {
         write_output<Format>(q, in, row, r, set[r], true);
       }
@@ -2179,6 +2166,13 @@ int launch_cluster(const Problem& q, const DeviceFacts& device, void*, cudaStrea
 }
 
 }  // namespace
+
+int64_t row_per_cluster_waves(const Problem& q, const DeviceFacts& device) {
+  if (rejects_cluster(q, device) != nullptr) return 0;
+  SplitPlan plan{};
+  make_plan(q, device, 0, Handoff::kCluster, &plan);
+  return ceil_div(q.rows, std::max<int64_t>(1, resident_clusters(q, device, plan)));
+}
 
 const AlgorithmFamily kSplitRowFamily = {Algorithm::kSplitRow, rejects_split, workspace_split,
                                          launch_split};

@@ -724,7 +724,7 @@ void Gpu::check_shapes(const std::vector<Shape>& shapes) {
 // streamed chunks a row handed on by ticket (100 x 100000), and misaligned,
 // strided rows (the head and tail outside the 16-byte body). Split counts
 // are for 132 SMs; on other GPUs the shapes still stream while a row's chunk
-// stays longer than 16,384 elements and 32 k (kStreamMinRatio). Built with
+// stays longer than 16,384 elements and 8 k (kStreamMinRatio). Built with
 // -DFASTTOPK_TUNE_STREAM_MIN_CHUNK=1, every split_row and row_per_cta plan
 // streams, and the whole suite tests the path (scripts/gpu-check's
 // GPU_CHECK_CUDA_FLAGS).
@@ -1568,8 +1568,11 @@ TEST_F(Gpu, ChosenAlgorithm) {
 }
 
 // The automatic choice on the 33-64 (and 17-32) row shapes whose rules the
-// session-29 sweep drew (src/dispatch.cpp): split_row at k = 512-1024 where
-// the cluster needs a second wave, the cluster at k = 2048 and on one wave.
+// sweeps of sessions 29 and 30 drew (src/dispatch.cpp): split_row at
+// k = 256-1024 where the cluster's plan needs a second wave
+// (row_per_cluster_waves), the cluster at k <= 128, at k = 2048 and on one
+// wave. The one-wave cases also check the wave query itself: a plan counted
+// as two waves there would hand them to split_row.
 // Guards the rule order (an earlier rule must not shadow these); the rules
 // were measured on sm_90, so other GPUs skip.
 TEST_F(Gpu, AutoChoiceAtManyLongRows) {
@@ -1592,7 +1595,13 @@ TEST_F(Gpu, AutoChoiceAtManyLongRows) {
       {64, 131072, 2048, DType::kBFloat16, Algorithm::kRowPerCluster},
       {64, 65536, 1024, DType::kFloat32, Algorithm::kRowPerCluster},
       {32, 131072, 512, DType::kFloat32, Algorithm::kRowPerCluster},
-      {64, 131072, 256, DType::kFloat32, Algorithm::kRowPerCluster},
+      {64, 131072, 256, DType::kFloat32, Algorithm::kSplitRow},
+      {48, 131072, 256, DType::kBFloat16, Algorithm::kSplitRow},
+      {64, 131072, 128, DType::kFloat32, Algorithm::kRowPerCluster},
+      // One wave of clusters: the cluster keeps these.
+      {33, 100000, 512, DType::kFloat32, Algorithm::kRowPerCluster},
+      {48, 100000, 256, DType::kBFloat16, Algorithm::kRowPerCluster},
+      {33, 98304, 1024, DType::kFloat32, Algorithm::kRowPerCluster},
   };
   // One buffer large enough for every case's input and outputs: the choice
   // reads no data, but the call is validated as a real one.
