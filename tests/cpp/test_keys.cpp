@@ -54,6 +54,36 @@ TEST(Keys, ValueBitsOfKeyInvertsFp32Patterns) {
   for (int i = 0; i < (1 << 22); ++i) expect_inverse<Fp32Bits>(static_cast<uint32_t>(rng()));
 }
 
+// rank_key_branchless (the CPU path's scans) must equal rank_key exactly.
+template <typename Format>
+void expect_branchless_equal(uint32_t b) {
+  ASSERT_EQ((rank_key_branchless<Format, true>(b)), rank_key<Format>(b, true))
+      << std::hex << "bits 0x" << b << " largest";
+  ASSERT_EQ((rank_key_branchless<Format, false>(b)), rank_key<Format>(b, false))
+      << std::hex << "bits 0x" << b << " smallest";
+}
+
+TEST(Keys, BranchlessKeyEqualsRankKeyOnEvery16BitPattern) {
+  for (uint32_t b = 0; b <= 0xffffu; ++b) {
+    expect_branchless_equal<Fp16Bits>(b);
+    expect_branchless_equal<Bf16Bits>(b);
+  }
+}
+
+TEST(Keys, BranchlessKeyEqualsRankKeyOnFp32Patterns) {
+  const uint32_t edges[] = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x00800000u,
+                            0x80800000u, 0x3f800000u, 0xbf800000u, 0x7fffffffu, 0xffffffffu};
+  for (const uint32_t e : edges) {
+    for (uint32_t d = 0; d < 4096; ++d) {
+      expect_branchless_equal<Fp32Bits>(e + d);
+      expect_branchless_equal<Fp32Bits>(e - d);
+    }
+  }
+  std::mt19937 rng(4242);
+  for (int i = 0; i < (1 << 22); ++i)
+    expect_branchless_equal<Fp32Bits>(static_cast<uint32_t>(rng()));
+}
+
 // rank_key_pair must equal rank_key on each half of the word, for every
 // non-NaN 16-bit pattern in either half next to any other, and
 // pair_nan_bits must flag exactly the words holding a NaN. The halves do not
