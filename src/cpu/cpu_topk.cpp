@@ -1,11 +1,30 @@
 // CPU top-k. See cpu_topk.hpp and keys.hpp.
 //
-// Per row: pack every considered element as (rank key, ~index) into one
-// uint64 (keys.hpp), so that "larger packed value" is exactly the contract's
-// order — key descending, then index ascending. std::nth_element then puts
-// the k largest packed values first in O(n), and std::sort orders those k in
-// O(k log k). Packed values are unique (indices differ), so the selected set
-// and its order do not depend on the standard library's implementation.
+// Every element is ranked by its packed (rank key, ~index) uint64
+// (keys.hpp): "larger packed value" is exactly the contract's order, key
+// descending, then index ascending. Packed values are unique (indices
+// differ), so the selected set and its order do not depend on the standard
+// library's implementation of nth_element and sort.
+//
+// Per row, one of two selections (select_row):
+//  - whole row: pack every element, std::nth_element puts the k largest
+//    first in O(n);
+//  - streamed (k small against n, the common case: a vocabulary's top 50):
+//    a buffer of candidates and a threshold key T, the key of the buffer's
+//    k-th best at its last compaction. The row is scanned in index order,
+//    and an element is a candidate only if its key is > T: an element with
+//    key == T comes after the element that set T (a lower index wins the
+//    tie), so it ranks below k elements already seen and never reaches the
+//    top k. When the buffer fills, nth_element keeps its k best and raises
+//    T. On randn rows almost every element fails the one comparison, which
+//    a vectorised block test does 64 at a time: ~0.6 ns an element against
+//    the whole row's ~8 (packing 8 bytes an element, then nth_element). A
+//    row in ascending order (every element a candidate) costs a compaction
+//    every buffer - k elements, the worst case: 1x131072 k50 fp32 ascending
+//    ~450 us against ~200 by the whole-row selection (a buffer that doubles
+//    where most elements are candidates did not shorten it).
+// Then std::sort orders the k winners in O(k log k) where sorted output is
+// asked for.
 #include "cpu/cpu_topk.hpp"
 
 #include <algorithm>
@@ -20,16 +39,99 @@
 namespace fasttopk::detail {
 namespace {
 
-// Below this many elements per thread, starting a thread costs more than it
-// saves (a thread start is ~20-50 us; a row of 64k elements takes ~100 us).
-constexpr int64_t kMinElementsPerThread = int64_t{1} << 16;
+// Below this much work per thread, starting a thread costs more than it
+// saves (a thread start and its first touches of its scratch are ~50 us).
+// Work is counted in streamed elements (~0.6-1 ns each at small k); an
+// element of a row selected whole (packed, then nth_element) counts
+// kWholeRowElementWork (~8 ns). So a thread takes at least ~256k streamed
+// elements (~200 us) or ~32k whole-row ones.
+constexpr int64_t kMinWorkPerThread = int64_t{1} << 18;
+constexpr int64_t kWholeRowElementWork = 8;
 
-template <typename Format>
+// Streaming pays where the row is long against k: below this many elements
+// a row, or where the candidate buffer would hold the whole row, the
+// whole-row selection runs.
+constexpr int64_t kMinStreamedElements = 512;
+// The candidate buffer: kStreamBufferPerK x k entries, at least
+// kMinStreamBuffer. Each compaction (nth_element over the buffer) keeps k,
+// so it costs ~2 nth_element element-steps for each of the (buffer - k)
+// candidates that filled it. A small buffer raises T early: with randn rows,
+// T after the first 128 elements is about the top k of 128, after the next
+// compaction the top k of a few hundred, and so on, so the share of blocks
+// with a candidate (the slow, scalar part of the scan) falls quickly. On the
+// 2-core CI machine (session 32, one thread, medians of three runs, each
+// the median of 15 x 5 calls; timings there vary up to ~1.7x between runs):
+// 1x50304 k50 fp16 485 -> 54 us, 4x50304 k5 fp16 1,492 -> 189, 32x32000 k40
+// fp32 7,928 -> 1,606, 1x131072 k2048 fp32 1,016 -> 642, 64x1024 k32 fp32
+// 484 -> 437; buffers of 4 k and at least 1,024 were 1.2-2.6x slower.
+constexpr int64_t kStreamBufferPerK = 2;
+constexpr int64_t kMinStreamBuffer = 128;
+// Elements per block of the vectorised threshold test.
+constexpr int64_t kBlock = 64;
+
+/// Candidate buffer entries of a streamed selection of k.
+inline int64_t stream_buffer(int64_t k) {
+  return std::max(kStreamBufferPerK * k, kMinStreamBuffer);
+}
+
+/// Whether select_row streams a row of n elements for k.
+inline bool streams(int64_t n, int64_t k) {
+  return n >= kMinStreamedElements && stream_buffer(k) < n;
+}
+
+/// Puts the k best packed (key, ~index) values of row[0, n) in scratch[0, k),
+/// in no particular order; 0 < k <= n. scratch holds n entries.
+template <typename Format, bool kLargest>
+void select_row(const typename Format::Bits* row, int64_t n, int64_t k, uint64_t* scratch) {
+  std::greater<uint64_t> ranks_before;
+  if (!streams(n, k)) {
+    for (int64_t i = 0; i < n; ++i) {
+      scratch[i] =
+          pack_key_index(rank_key_branchless<Format, kLargest>(row[i]), static_cast<uint32_t>(i));
+    }
+    if (k < n) std::nth_element(scratch, scratch + k - 1, scratch + n, ranks_before);
+    return;
+  }
+  const int64_t buffer = stream_buffer(k);
+  // The first `buffer` elements fill the buffer; T is then their k-th best.
+  for (int64_t i = 0; i < buffer; ++i) {
+    scratch[i] =
+        pack_key_index(rank_key_branchless<Format, kLargest>(row[i]), static_cast<uint32_t>(i));
+  }
+  int64_t count = buffer;
+  uint32_t threshold = 0;
+  auto compact = [&] {
+    std::nth_element(scratch, scratch + k - 1, scratch + count, ranks_before);
+    threshold = packed_key(scratch[k - 1]);
+    count = k;
+  };
+  compact();
+  auto offer = [&](uint32_t key, int64_t i) {
+    if (key <= threshold) return;  // ranks below the k elements that set T
+    scratch[count++] = pack_key_index(key, static_cast<uint32_t>(i));
+    if (count == buffer) compact();
+  };
+  int64_t i = buffer;
+  for (; i + kBlock <= n; i += kBlock) {
+    uint32_t keys[kBlock];
+    uint32_t any_above = 0;
+    for (int64_t j = 0; j < kBlock; ++j) {  // branch-free: vectorised
+      keys[j] = rank_key_branchless<Format, kLargest>(row[i + j]);
+      any_above |= keys[j] > threshold ? 1u : 0u;
+    }
+    if (any_above == 0) continue;
+    for (int64_t j = 0; j < kBlock; ++j) offer(keys[j], i + j);
+  }
+  for (; i < n; ++i) offer(rank_key_branchless<Format, kLargest>(row[i]), i);
+  if (count > k) compact();
+}
+
+template <typename Format, bool kLargest>
 void run_rows(const Problem& q, int64_t row_begin, int64_t row_end, uint64_t* scratch) {
   using Bits = typename Format::Bits;
   const Bits* input = static_cast<const Bits*>(q.input);
   Bits* values = static_cast<Bits*>(q.values);
-  const Bits sentinel = static_cast<Bits>(sentinel_bits<Format>(q.largest));
+  const Bits sentinel = static_cast<Bits>(sentinel_bits<Format>(kLargest));
 
   for (int64_t r = row_begin; r < row_end; ++r) {
     const Bits* row = input + r * q.row_stride;
@@ -37,14 +139,8 @@ void run_rows(const Problem& q, int64_t row_begin, int64_t row_end, uint64_t* sc
     const int64_t k_row = q.k_per_row ? q.k_per_row[r] : q.k;
     const int64_t k_eff = std::min(k_row, n);
 
-    for (int64_t i = 0; i < n; ++i) {
-      scratch[i] = pack_key_index(rank_key<Format>(row[i], q.largest), static_cast<uint32_t>(i));
-    }
-    std::greater<uint64_t> ranks_before;
-    if (k_eff > 0 && k_eff < n) {
-      std::nth_element(scratch, scratch + k_eff - 1, scratch + n, ranks_before);
-    }
-    if (q.sorted) std::sort(scratch, scratch + k_eff, ranks_before);
+    if (k_eff > 0) select_row<Format, kLargest>(row, n, k_eff, scratch);
+    if (q.sorted) std::sort(scratch, scratch + k_eff, std::greater<uint64_t>());
 
     for (int64_t j = 0; j < q.k; ++j) {
       const bool used = j < k_eff;
@@ -65,11 +161,14 @@ void run_rows(const Problem& q, int64_t row_begin, int64_t row_end, uint64_t* sc
 void run_rows_any(const Problem& q, int64_t row_begin, int64_t row_end, uint64_t* scratch) {
   switch (q.dtype) {
     case DType::kFloat32:
-      return run_rows<Fp32Bits>(q, row_begin, row_end, scratch);
+      return q.largest ? run_rows<Fp32Bits, true>(q, row_begin, row_end, scratch)
+                       : run_rows<Fp32Bits, false>(q, row_begin, row_end, scratch);
     case DType::kFloat16:
-      return run_rows<Fp16Bits>(q, row_begin, row_end, scratch);
+      return q.largest ? run_rows<Fp16Bits, true>(q, row_begin, row_end, scratch)
+                       : run_rows<Fp16Bits, false>(q, row_begin, row_end, scratch);
     case DType::kBFloat16:
-      return run_rows<Bf16Bits>(q, row_begin, row_end, scratch);
+      return q.largest ? run_rows<Bf16Bits, true>(q, row_begin, row_end, scratch)
+                       : run_rows<Bf16Bits, false>(q, row_begin, row_end, scratch);
   }
 }
 
@@ -81,8 +180,15 @@ int host_threads_used(const Problem& q, int num_threads) {
   static const int64_t hardware_threads = std::thread::hardware_concurrency();
   int64_t threads = num_threads > 0 ? num_threads : hardware_threads;
   threads = std::max<int64_t>(threads, 1);
-  const int64_t by_work = std::max<int64_t>(1, q.rows * q.cols / kMinElementsPerThread);
-  return static_cast<int>(std::min({threads, q.rows, by_work}));
+  // An estimate from q.k and q.cols: per-row k and lengths only shorten rows.
+  const int64_t work_per_row = streams(q.cols, q.k) ? q.cols : kWholeRowElementWork * q.cols;
+  // In double: rows x 8 cols can pass 2^63.
+  const double by_work = static_cast<double>(q.rows) * static_cast<double>(work_per_row) /
+                         static_cast<double>(kMinWorkPerThread);
+  threads = std::min(threads, q.rows);
+  if (by_work < static_cast<double>(threads))
+    threads = std::max<int64_t>(1, static_cast<int64_t>(by_work));
+  return static_cast<int>(threads);
 }
 
 std::size_t host_workspace_bytes(const Problem& q, int num_threads) {

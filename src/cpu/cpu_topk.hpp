@@ -1,5 +1,8 @@
-// The CPU path: the executable form of the contract and the oracle of every
-// GPU test. Clarity first; O(cols) selection plus O(k log k) sorting per row.
+// The CPU path: the executable form of the contract and the reference of the
+// GPU tests at sizes the brute-force oracle (tests/cpp/test_util.hpp) cannot
+// take; the CPU tests check it against that oracle. O(cols) selection (a
+// streamed threshold scan where k is small against the row) plus O(k log k)
+// sorting per row.
 #pragma once
 
 #include <cstddef>

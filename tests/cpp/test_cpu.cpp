@@ -329,6 +329,65 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // ---------------------------------------------------------------------------
+// The streamed selection (cpu_topk.cpp: a candidate buffer of max(2k, 128)
+// entries behind a threshold key, for rows of >= 512 elements where the
+// buffer is shorter than the row): every distribution, k on both sides of
+// the buffer's bounds (cols 513: k = 256 streams with a 512-entry buffer,
+// k = 257 takes the whole row), rows in ascending order (a compaction every
+// k candidates) and per-row k and lengths (rows on both paths in one call).
+// ---------------------------------------------------------------------------
+
+using StreamParam = std::tuple<Dist, DType, bool>;
+class CpuStreamed : public ::testing::TestWithParam<StreamParam> {};
+
+TEST_P(CpuStreamed, MatchesOracle) {
+  const auto [dist, dtype, largest] = GetParam();
+  const int64_t ks[] = {1, 2, 5, 63, 64, 65, 127, 128, 129, 255, 256, 257, 1000, 2500};
+  for (const int64_t cols : {int64_t{513}, int64_t{4097}, int64_t{40000}}) {
+    const int64_t rows = 4;
+    const uint64_t seed =
+        seed_of({static_cast<int>(dist), static_cast<int>(dtype), largest, static_cast<int>(cols)});
+    Matrix m(dtype, rows, cols);
+    fill(m, dist, seed, largest);
+    for (PerRow per_row : {PerRow::kNone, PerRow::kBoth}) {
+      std::vector<int32_t> lengths;
+      if (has_lengths(per_row)) lengths = make_lengths(rows, cols, seed + 3);
+      const Ranking rk = oracle_rank(m, lengths.empty() ? nullptr : lengths.data(), largest);
+      for (const int64_t k : ks) {
+        if (k > cols) continue;
+        std::vector<int32_t> kpr;
+        if (has_k(per_row)) kpr = make_k_per_row(rows, k, seed + 5 + static_cast<uint64_t>(k));
+        const Expected e = oracle_from_ranking(m, rk, k, kpr.empty() ? nullptr : kpr.data());
+        for (bool sorted : {true, false}) {
+          HostCall c;
+          c.k = k;
+          c.k_per_row = kpr.empty() ? nullptr : kpr.data();
+          c.row_lengths = lengths.empty() ? nullptr : lengths.data();
+          c.largest = largest;
+          c.sorted = sorted;
+          c.threads = 1;
+          SCOPED_TRACE("cols=" + std::to_string(cols) + " " + c.describe());
+          ASSERT_TRUE(run_and_verify(m, c, e));
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cpu, CpuStreamed,
+    ::testing::Combine(::testing::Values(Dist::kRandn, Dist::kUniform, Dist::kAllEqual,
+                                         Dist::kFewDistinct, Dist::kSpecial, Dist::kNegInfTail,
+                                         Dist::kSortedAscending, Dist::kSortedDescending),
+                       ::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),
+                       ::testing::Bool()),
+    [](const ::testing::TestParamInfo<StreamParam>& info) {
+      return std::string(dist_name(std::get<0>(info.param))) + "_" +
+             dtype_name(std::get<1>(info.param)) +
+             (std::get<2>(info.param) ? "_largest" : "_smallest");
+    });
+
+// ---------------------------------------------------------------------------
 // Layout: row_stride > cols with poison in the padding, misaligned start.
 // ---------------------------------------------------------------------------
 
@@ -820,13 +879,17 @@ TEST(CpuTopK, LargeMultiThreaded) {
 TEST(CpuTopK, ManyThreadsFewRows) {
   Matrix m(DType::kFloat16, 3, 70000);
   fill(m, Dist::kSpecial, 71, true);
-  const Expected e = oracle_topk(m, 33, nullptr, nullptr, true);
-  for (int threads : {0, 2, 3, 4, 1000}) {
-    HostCall c;
-    c.k = 33;
-    c.threads = threads;
-    SCOPED_TRACE(c.describe());
-    ASSERT_TRUE(run_and_verify(m, c, e));
+  // k = 33 streams (one thread: too little work for more), k = 35000 selects
+  // whole rows (a thread a row).
+  for (int64_t k : {int64_t{33}, int64_t{35000}}) {
+    const Expected e = oracle_topk(m, k, nullptr, nullptr, true);
+    for (int threads : {0, 2, 3, 4, 1000}) {
+      HostCall c;
+      c.k = k;
+      c.threads = threads;
+      SCOPED_TRACE(c.describe());
+      ASSERT_TRUE(run_and_verify(m, c, e));
+    }
   }
 }
 
