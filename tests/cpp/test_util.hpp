@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -798,12 +799,28 @@ inline Expected expected_from_output(DType d, bool largest, int64_t rows, int64_
 // ---------------------------------------------------------------------------
 
 /// host_workspace_size, then topk_host with a workspace of exactly that size.
+/// topk_host with a workspace of exactly host_workspace_size() bytes, filled
+/// with garbage (the contract promises nothing about its contents; the
+/// Python binding passes it uninitialised) and followed by guard words: a
+/// write past the workspace is a test failure.
 inline Status run_host(const TopKParams& p, int num_threads) {
+  constexpr uint64_t kWorkspaceFill = 0xa5a5a5a5a5a5a5a5ull;
+  constexpr uint64_t kWorkspaceGuard = 0x5a5a5a5a5a5a5a5aull;
+  constexpr std::size_t kGuardWords = 64;
   std::size_t bytes = 0;
   Status s = fasttopk::host_workspace_size(p, num_threads, &bytes);
   if (!s.ok()) return s;
-  std::vector<uint64_t> ws((bytes + 7) / 8);
-  return fasttopk::topk_host(p, bytes ? ws.data() : nullptr, bytes, num_threads);
+  const std::size_t words = (bytes + 7) / 8;
+  std::vector<uint64_t> ws(words + kGuardWords, kWorkspaceGuard);
+  std::fill(ws.begin(), ws.begin() + static_cast<std::ptrdiff_t>(words), kWorkspaceFill);
+  s = fasttopk::topk_host(p, bytes ? ws.data() : nullptr, bytes, num_threads);
+  for (std::size_t i = words; i < ws.size(); ++i) {
+    if (ws[i] != kWorkspaceGuard) {
+      ADD_FAILURE() << "topk_host wrote past its " << bytes << "-byte workspace (word " << i << ")";
+      break;
+    }
+  }
+  return s;
 }
 
 /// The CPU path's sorted result with both outputs (int64), as an Expected.
