@@ -28,6 +28,7 @@
 #include "cpu/cpu_topk.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -39,14 +40,12 @@
 namespace fasttopk::detail {
 namespace {
 
-// Below this much work per thread, starting a thread costs more than it
-// saves (a thread start and its first touches of its scratch are ~50 us).
-// Work is counted in streamed elements (~0.6-1 ns each at small k); an
-// element of a row selected whole (packed, then nth_element) counts
-// kWholeRowElementWork (~8 ns). So a thread takes at least ~256k streamed
-// elements (~200 us) or ~32k whole-row ones.
-constexpr int64_t kMinWorkPerThread = int64_t{1} << 18;
-constexpr int64_t kWholeRowElementWork = 8;
+// Threads: a thread start costs ~50-80 us on the 2-core CI machine, so each
+// thread gets at least kMinNsPerThread of estimated work (estimated_row_ns).
+// Measured there (session 32, one vs two threads): 64x1024 k32 fp32 420 ->
+// 211 us, 64x4096 k64 fp32 1,200 -> 790, but 4x50304 k5 fp16 (~45 us a row)
+// 180 -> 240.
+constexpr double kMinNsPerThread = 150e3;
 
 // Streaming pays where the row is long against k: below this many elements
 // a row, or where the candidate buffer would hold the whole row, the
@@ -79,8 +78,34 @@ inline bool streams(int64_t n, int64_t k) {
   return n >= kMinStreamedElements && stream_buffer(k) < n;
 }
 
+/// A rough model of one row's time on one thread (fitted to the CI
+/// machine's randn timings, session 32), for the thread count only. Whole
+/// rows: ~8 ns an element (packing, nth_element). Streamed: ~0.6 ns an
+/// element for the block test, plus ~20 ns for each candidate (the scalar
+/// offer, compactions, the final sort); a random row of n yields about
+/// 2 k (1 + ln(n / k)) candidates with a buffer of 2k. Rows 64x1024 k32 ->
+/// ~6 us, 1x50304 k50 -> ~46 us (measured ~5 and 33-54).
+inline double estimated_row_ns(int64_t n, int64_t k) {
+  const double elements = static_cast<double>(n);
+  if (!streams(n, k)) return 8.0 * elements;
+  const double kk = static_cast<double>(std::max<int64_t>(k, 1));
+  return 0.6 * elements + 20.0 * 2.0 * kk * (1.0 + std::log(elements / kk));
+}
+
+/// Scratch entries a thread needs for rows of at most `cols` elements and
+/// k_i <= k: a streamed row uses stream_buffer(k_i) <= stream_buffer(k), a
+/// row selected whole n <= cols entries, and such a row has n < 512 or
+/// n <= stream_buffer(k_i). So one thread's scratch is independent of the
+/// per-row arrays' contents, and small where rows stream (4 KB at 50304
+/// columns and k = 50, where a row of packed values would be 400 KB).
+inline int64_t scratch_entries(int64_t cols, int64_t k) {
+  return std::min(cols, std::max(kMinStreamedElements - 1, stream_buffer(k)));
+}
+
 /// Puts the k best packed (key, ~index) values of row[0, n) in scratch[0, k),
-/// in no particular order; 0 < k <= n. scratch holds n entries.
+/// in no particular order; 0 < k <= n. scratch holds scratch_entries(n, k)
+/// entries: n where the row is selected whole, stream_buffer(k) where it
+/// streams.
 template <typename Format, bool kLargest>
 void select_row(const typename Format::Bits* row, int64_t n, int64_t k, uint64_t* scratch) {
   std::greater<uint64_t> ranks_before;
@@ -181,10 +206,8 @@ int host_threads_used(const Problem& q, int num_threads) {
   int64_t threads = num_threads > 0 ? num_threads : hardware_threads;
   threads = std::max<int64_t>(threads, 1);
   // An estimate from q.k and q.cols: per-row k and lengths only shorten rows.
-  const int64_t work_per_row = streams(q.cols, q.k) ? q.cols : kWholeRowElementWork * q.cols;
-  // In double: rows x 8 cols can pass 2^63.
-  const double by_work = static_cast<double>(q.rows) * static_cast<double>(work_per_row) /
-                         static_cast<double>(kMinWorkPerThread);
+  const double by_work =
+      static_cast<double>(q.rows) * estimated_row_ns(q.cols, q.k) / kMinNsPerThread;
   threads = std::min(threads, q.rows);
   if (by_work < static_cast<double>(threads))
     threads = std::max<int64_t>(1, static_cast<int64_t>(by_work));
@@ -193,7 +216,7 @@ int host_threads_used(const Problem& q, int num_threads) {
 
 std::size_t host_workspace_bytes(const Problem& q, int num_threads) {
   return static_cast<std::size_t>(host_threads_used(q, num_threads)) *
-         static_cast<std::size_t>(q.cols) * sizeof(uint64_t);
+         static_cast<std::size_t>(scratch_entries(q.cols, q.k)) * sizeof(uint64_t);
 }
 
 void run_host(const Problem& q, void* workspace, int num_threads) {
@@ -205,12 +228,13 @@ void run_host(const Problem& q, void* workspace, int num_threads) {
     return;
   }
   // Contiguous row ranges; each thread owns a disjoint slice of the scratch.
+  const int64_t per_thread = scratch_entries(q.cols, q.k);
   std::vector<std::thread> pool;
   pool.reserve(threads);
   for (int t = 0; t < threads; ++t) {
     const int64_t begin = q.rows * t / threads;
     const int64_t end = q.rows * (t + 1) / threads;
-    pool.emplace_back(run_rows_any, std::cref(q), begin, end, scratch + t * q.cols);
+    pool.emplace_back(run_rows_any, std::cref(q), begin, end, scratch + t * per_thread);
   }
   for (auto& thread : pool) thread.join();
 }
