@@ -84,7 +84,12 @@ struct AutoRule {
 //    35.8 vs 29.4, k384 37.5 vs 31.5; 33x100000 k1024 fp32 35.3 vs 29.8)
 //    and still wins at k = 128 (64x131072 fp32 32.8 vs 35.0). So the rule
 //    for 33-64 rows asks the cluster's plan for its waves
-//    (row_per_cluster_waves).
+//    (row_per_cluster_waves). At 17-32 rows of >= 229377 columns (8 CTAs a
+//    row) the sweep of 2026-12-07 19:23 UTC (H100, docs/perf-notes.md
+//    session 31) kept split_row at 32 rows (k512 fp32 34.9 vs 56.8, k1024
+//    41.0 vs 58.1) and at 24 rows for k = 512 (33.4 vs 38.7), but at 24
+//    rows and k = 1024 the cluster won (fp32 39.7 vs 47.6, bf16 41.2 vs
+//    50.6, 24x262144 41.4 vs 49.5): 17-24 rows keep split_row to k = 512.
 //  - row_per_cluster (split_row's kernel with the hand-off inside a
 //    thread-block cluster: no workspace, no memset node) beats every other
 //    algorithm on <= 8 rows of 8192-131072 columns at any k (0.59-0.93x the
@@ -123,7 +128,8 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, 48, 64, 100000, -1, -1, 64},
     {Algorithm::kSplitRow, 33, 64, 200000, -1, -1, 1024},
     {Algorithm::kSplitRow, 33, 64, 100000, -1, 256, 1024, 2},
-    {Algorithm::kSplitRow, 17, 32, 229377, -1, 512, 1024},
+    {Algorithm::kSplitRow, 25, 32, 229377, -1, 512, 1024},
+    {Algorithm::kSplitRow, 17, 24, 229377, -1, 512, 512},
     {Algorithm::kRowPerCluster, -1, 8, 8192, -1, -1, 2048},
     {Algorithm::kRowPerCluster, 9, 32, 8192, -1, -1, 2048},
     {Algorithm::kRowPerCluster, 33, 64, 8192, -1, -1, 2048},

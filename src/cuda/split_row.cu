@@ -20,12 +20,11 @@
 // does both phases without the workspace round trip: this is the
 // "row_per_cta" family for many short rows.
 //
-// Chunks of more than kStreamMinChunk elements are not held on chip: phase A
-// streams them through registers and keeps only candidates above a rising
-// floor, the k-th largest value read so far (stream_chunk_candidates). A
-// chunk then has no length limit, so many long rows take one CTA each and
-// phase A's exact select runs over a few thousand candidates instead of the
-// whole chunk.
+// Chunks of more than kStreamMinChunk elements, and at least kStreamMinRatio
+// times k unless too long for chip, are not held on chip: phase A streams them through registers
+// and keeps only candidates above a rising floor, the k-th largest value read so far
+// (stream_chunk_candidates). A chunk then has no length limit, so many long rows take one CTA each
+// and phase A's exact select runs over a few thousand candidates instead of the whole chunk.
 //
 // The per-row tickets are zeroed in the same call by a small kernel before
 // this one (RowHandoff::reset), so no state survives between calls; this
@@ -84,10 +83,15 @@ constexpr int kMaxCandidates = 24576;  // packed values phase B holds (192 KB)
 // chip (stream_chunk_candidates): a chunk then has no length limit, so many
 // long rows take one CTA each (1024 x 128256 k1024 bf16 ran 8 CTAs a row,
 // each an exact select over 16,384 keys: 703 µs, 12% of the copy
-// bandwidth; docs/perf-notes.md v36). The knob exists for sweeps and for
-// tests (1 streams every chunk).
+// bandwidth; docs/perf-notes.md v36). v36 set kMaxChunk; v50 sets 8192,
+// so that chunks that would fit on chip stream too where they are long
+// against k (kStreamMinRatio): 512x16384 k2048 fp32 took 56.8 µs streamed
+// against 67.7 on chip, 512x16384 k1024 bf16 37.5 against 56.4, 1024x16384
+// k512 bf16 60.8 against 82.9 (A/B of 2026-12-07 19:26 UTC, H100;
+// docs/perf-notes.md v50). Tests stream every chunk with this knob at 1 and
+// FASTTOPK_TUNE_STREAM_MIN_RATIO at 0.
 #ifndef FASTTOPK_TUNE_STREAM_MIN_CHUNK
-#define FASTTOPK_TUNE_STREAM_MIN_CHUNK 16384
+#define FASTTOPK_TUNE_STREAM_MIN_CHUNK 8192
 #endif
 constexpr int kStreamMinChunk = FASTTOPK_TUNE_STREAM_MIN_CHUNK;
 // ... but only where a chunk holds at least this many times k elements, if
@@ -386,7 +390,12 @@ bool fill_plan(const Problem& q, const DeviceFacts& device, int64_t splits, Hand
   // that every chunk of an aligned row starts aligned.
   int64_t chunk = ceil_div(std::max<int64_t>(q.cols, 1), splits);
   if (splits > 1) chunk = ceil_div(chunk, 8) * 8;
-  const bool streaming = handoff == Handoff::kTickets && chunk > kStreamMinChunk;
+  // A chunk that fits on chip streams only where it is long against k: at
+  // 8192 columns and k = 2048 (a ratio of 4) streaming took 46.4 µs against
+  // 32.5 on chip (512 rows fp32, the A/B of v50).
+  const bool streaming =
+      handoff == Handoff::kTickets && chunk > kStreamMinChunk &&
+      (chunk > max_chunk || chunk >= kStreamMinRatio * std::min<int64_t>(q.k, chunk));
   if (chunk > max_chunk && !streaming) return false;
   plan->splits = static_cast<int>(splits);
   plan->chunk = static_cast<int>(chunk);

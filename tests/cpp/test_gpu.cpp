@@ -716,7 +716,8 @@ void Gpu::check_shapes(const std::vector<Shape>& shapes) {
 }
 
 // ---------------------------------------------------------------------------
-// split_row's streaming phase A (chunks of more than 16,384 elements: many
+// split_row's streaming phase A (chunks of more than 16,384 elements, or of
+// 8,193-16,384 elements and at least 8 k: many
 // long rows take one CTA each, 33-132 rows two or more): the candidate
 // buffer's selects and compaction on unordered rows, on sorted rows (in one
 // direction every element is a new maximum: a select every tile or two), on
@@ -725,9 +726,9 @@ void Gpu::check_shapes(const std::vector<Shape>& shapes) {
 // strided rows (the head and tail outside the 16-byte body). Split counts
 // are for 132 SMs; on other GPUs the shapes still stream while a row's chunk
 // stays longer than 16,384 elements and 8 k (kStreamMinRatio). Built with
-// -DFASTTOPK_TUNE_STREAM_MIN_CHUNK=1, every split_row and row_per_cta plan
-// streams, and the whole suite tests the path (scripts/gpu-check's
-// GPU_CHECK_CUDA_FLAGS).
+// -DFASTTOPK_TUNE_STREAM_MIN_CHUNK=1 -DFASTTOPK_TUNE_STREAM_MIN_RATIO=0,
+// every split_row and row_per_cta plan streams, and the whole suite tests the path
+// (scripts/gpu-check's GPU_CHECK_CUDA_FLAGS).
 // ---------------------------------------------------------------------------
 
 TEST_F(Gpu, StreamedChunks) {
@@ -738,6 +739,11 @@ TEST_F(Gpu, StreamedChunks) {
       {DType::kFloat32, 100, 100000, 1500, Dist::kSpecial, PerRow::kBoth},
       {DType::kBFloat16, 140, 20000, 7, Dist::kAllEqual, PerRow::kNone},
       {DType::kFloat32, 270, 16392, 1, Dist::kNegInfTail, PerRow::kNone},
+      // Chunks that fit on chip: 12,000 >= 8 x 1,000 streams, 16,384 = 8 x
+      // 2,048 streams (the ratio's edge), 12,288 < 8 x 2,048 stays on chip.
+      {DType::kBFloat16, 300, 12000, 1000, Dist::kRandn, PerRow::kNone},
+      {DType::kFloat16, 256, 16384, 2048, Dist::kFewDistinct, PerRow::kBoth},
+      {DType::kFloat32, 200, 12288, 2048, Dist::kSortedAscending, PerRow::kNone},
   });
   for (DType d : kDTypes) {
     for (int64_t offset : {1, 3}) {
@@ -1602,6 +1608,9 @@ TEST_F(Gpu, AutoChoiceAtManyLongRows) {
       {33, 100000, 512, DType::kFloat32, Algorithm::kRowPerCluster},
       {48, 100000, 256, DType::kBFloat16, Algorithm::kRowPerCluster},
       {33, 98304, 1024, DType::kFloat32, Algorithm::kRowPerCluster},
+      // 17-24 rows of >= 229377 columns: split_row to k = 512 only.
+      {24, 229377, 1024, DType::kFloat32, Algorithm::kRowPerCluster},
+      {24, 262144, 512, DType::kBFloat16, Algorithm::kSplitRow},
   };
   // One buffer large enough for every case's input and outputs: the choice
   // reads no data, but the call is validated as a real one.
