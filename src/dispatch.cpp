@@ -22,13 +22,15 @@ const AlgorithmFamily* const kFamilies[] = {
 /// Bounds are inclusive; -1 = unbounded. min_cluster_waves > 0 also asks
 /// that row_per_cluster's plan for the problem take at least that many
 /// waves (row_per_cluster_waves): where the cluster's loss follows its wave
-/// count rather than a shape bound.
+/// count rather than a shape bound. min_element_bytes > 0 limits the rule
+/// to elements of at least that size (4: fp32 only).
 struct AutoRule {
   Algorithm algorithm;
   int64_t min_rows, max_rows;
   int64_t min_cols, max_cols;
   int64_t min_k, max_k;
   int64_t min_cluster_waves = 0;
+  int64_t min_element_bytes = 0;
 };
 
 // Ordered: the first match whose family accepts the problem wins. The
@@ -90,6 +92,13 @@ struct AutoRule {
 //    41.0 vs 58.1) and at 24 rows for k = 512 (33.4 vs 38.7), but at 24
 //    rows and k = 1024 the cluster won (fp32 39.7 vs 47.6, bf16 41.2 vs
 //    50.6, 24x262144 41.4 vs 49.5): 17-24 rows keep split_row to k = 512.
+//    At k = 2048 the same sweep kept the cluster at 33-48 rows (33x100000
+//    fp32 37.6 vs 45.7, 48x131072 43.0 vs 46.5) and at 64 rows in bf16
+//    (64x131072 58.8 vs 62.0), where split_row's streaming floor admits
+//    more of bf16's ties, but split_row won 64 rows in fp32 (64x100000
+//    44.6 vs 52.9, 64x131072 48.1 vs 59.8; 48 rows: the cluster): a rule
+//    for fp32 only, from 49 rows (the crossing between 48 and 64 rows is
+//    not measured).
 //  - row_per_cluster (split_row's kernel with the hand-off inside a
 //    thread-block cluster: no workspace, no memset node) beats every other
 //    algorithm on <= 8 rows of 8192-131072 columns at any k (0.59-0.93x the
@@ -128,6 +137,7 @@ constexpr AutoRule kAutoRules[] = {
     {Algorithm::kRowPerWarp, 48, 64, 100000, -1, -1, 64},
     {Algorithm::kSplitRow, 33, 64, 200000, -1, -1, 1024},
     {Algorithm::kSplitRow, 33, 64, 100000, -1, 256, 1024, 2},
+    {Algorithm::kSplitRow, 49, 64, 100000, -1, 1025, 2048, 0, 4},
     {Algorithm::kSplitRow, 25, 32, 229377, -1, 512, 1024},
     {Algorithm::kSplitRow, 17, 24, 229377, -1, 512, 512},
     {Algorithm::kRowPerCluster, -1, 8, 8192, -1, -1, 2048},
@@ -173,6 +183,7 @@ Status choose_family(const Problem& q, const DeviceFacts& device, const Algorith
         !within(q.cols, rule.min_cols, rule.max_cols) || !within(q.k, rule.min_k, rule.max_k)) {
       continue;
     }
+    if (static_cast<int64_t>(q.element_bytes()) < rule.min_element_bytes) continue;
     if (rule.min_cluster_waves > 0 && row_per_cluster_waves(q, device) < rule.min_cluster_waves) {
       continue;
     }

@@ -1599,6 +1599,8 @@ TEST_F(Gpu, AutoChoiceAtManyLongRows) {
       {32, 262144, 512, DType::kBFloat16, Algorithm::kSplitRow},
       {32, 262144, 1024, DType::kFloat32, Algorithm::kSplitRow},
       {64, 131072, 2048, DType::kBFloat16, Algorithm::kRowPerCluster},
+      {64, 131072, 2048, DType::kFloat32, Algorithm::kSplitRow},
+      {48, 131072, 2048, DType::kFloat32, Algorithm::kRowPerCluster},
       {64, 65536, 1024, DType::kFloat32, Algorithm::kRowPerCluster},
       {32, 131072, 512, DType::kFloat32, Algorithm::kRowPerCluster},
       {64, 131072, 256, DType::kFloat32, Algorithm::kSplitRow},
