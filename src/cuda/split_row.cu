@@ -20,11 +20,12 @@
 // does both phases without the workspace round trip: this is the
 // "row_per_cta" family for many short rows.
 //
-// Chunks of more than kStreamMinChunk elements, and at least kStreamMinRatio
-// times k unless too long for chip, are not held on chip: phase A streams them through registers
-// and keeps only candidates above a rising floor, the k-th largest value read so far
-// (stream_chunk_candidates). A chunk then has no length limit, so many long rows take one CTA each
-// and phase A's exact select runs over a few thousand candidates instead of the whole chunk.
+// Chunks of more than kStreamMinChunk elements (and at least kStreamMinRatio
+// times k, unless too long for chip) are not held on chip: phase A streams
+// them through registers and keeps only candidates above a rising floor, the
+// k-th largest value read so far (stream_chunk_candidates). A chunk then has
+// no length limit, so many long rows take one CTA each and phase A's exact
+// select runs over a few thousand candidates instead of the whole chunk.
 //
 // The per-row tickets are zeroed in the same call by a small kernel before
 // this one (RowHandoff::reset), so no state survives between calls; this
