@@ -119,12 +119,26 @@ __device__ __forceinline__ void block_radix_select(RadixSelectShared& s, uint32_
 
 namespace fasttopk::detail {
 
+// Where a packed select's key digits end in a bin of at most this many values
+// (ties of one key: low-entropy 16-bit rows), gather them and rank them
+// directly instead of radix-selecting over their index digits (up to three
+// more sweeps over every value); 0: never. Built, not yet measured (session
+// 31): bf16 rows at k = 512-2048 took 30-50% longer than fp32 under
+// split_row, and a bf16 key's ties near the k-th value (~20 of 12,500 randn
+// values a key) send every such select through the index digits.
+#ifndef FASTTOPK_TUNE_SELECT_GATHER_TIES
+#define FASTTOPK_TUNE_SELECT_GATHER_TIES 0
+#endif
+constexpr int kGatherTiesMax = FASTTOPK_TUNE_SELECT_GATHER_TIES;
+static_assert(kGatherTiesMax >= 0 && kGatherTiesMax <= kRadixBins / 2,
+              "the gathered values live in the histogram's words");
+
 struct PackedSelectShared {
-  uint32_t histogram[kRadixBins];
+  uint32_t histogram[kRadixBins];  // also holds kGatherTiesMax packed values
   uint32_t warp_totals[kRadixBins / 32];
   unsigned long long prefix;
   uint32_t remaining;
-  uint32_t done;
+  uint32_t done;  // 0: more digits; 1: prefix is the result; 2: gather the ties next
 };
 
 /*
@@ -140,6 +154,13 @@ struct PackedSelectShared {
  * The low word holds ~index; for index < 2^index_bits its bits at and above
  * index_bits are all ones in every value. Those digits are skipped, but
  * their ones are OR-ed into the prefix so that ">= P" stays exact.
+ *
+ * With kGatherTiesMax > 0: where the key's last digit leaves a bin of at
+ * most kGatherTiesMax values (all with the k-th key) and not all of them
+ * belong to the top k, one more sweep gathers them into the histogram's
+ * words and each is ranked against the others; P is the one of rank
+ * `remaining`, so exactly k values are still >= P (the same P as the
+ * index digits give).
  *
  * `value_at(i)` returns the packed value i in [0, count); `for_each` order is
  * irrelevant. All threads call this; `kThreads` >= 256.
@@ -160,8 +181,31 @@ __device__ __forceinline__ uint64_t block_select_packed(PackedSelectShared& s, i
 #pragma unroll 1
   while (true) {
     for (int i = threadIdx.x; i < kRadixBins; i += kThreads) s.histogram[i] = 0;
+    // The gather's counter (warp_totals were last read before the previous
+    // pass's closing barrier).
+    if (kGatherTiesMax > 0 && threadIdx.x == 0) s.warp_totals[0] = 0;
     __syncthreads();
-    if (s.done) break;  // uniform: read after the barrier
+    if (s.done == 1) break;  // uniform: read after the barrier
+    if (kGatherTiesMax > 0 && s.done == 2) {
+      // The ties of the k-th key: <= kGatherTiesMax values, unique packed.
+      uint64_t* ties = reinterpret_cast<uint64_t*>(s.histogram);
+      const uint32_t key = static_cast<uint32_t>(s.prefix >> 32);
+      for (int i = threadIdx.x; i < count; i += kThreads) {
+        const uint64_t v = value_at(i);
+        if (static_cast<uint32_t>(v >> 32) == key) ties[atomicAdd(&s.warp_totals[0], 1u)] = v;
+      }
+      __syncthreads();
+      const uint32_t n = s.warp_totals[0];
+      if (threadIdx.x < n) {
+        const uint64_t v = ties[threadIdx.x];
+        uint32_t rank = 0;  // values above v
+        for (uint32_t j = 0; j < n; ++j) rank += ties[j] > v ? 1u : 0u;
+        if (rank + 1 == s.remaining) s.prefix = v;  // exactly one thread
+      }
+      if (threadIdx.x == 0) s.done = 1;
+      __syncthreads();
+      continue;  // the next iteration's barrier, then done
+    }
     const unsigned long long prefix = s.prefix;
     const unsigned long long high_mask =
         shift + kRadixBits >= 64 ? 0ull : ~((1ull << (shift + kRadixBits)) - 1ull);
@@ -184,6 +228,8 @@ __device__ __forceinline__ uint64_t block_select_packed(PackedSelectShared& s, i
       const uint32_t left = remaining - above;
       if (in_bin == left || shift == 0) {
         s.done = 1;
+      } else if (shift == 32 && in_bin <= static_cast<uint32_t>(kGatherTiesMax)) {
+        s.done = 2;  // the key is found; rank its ties directly
       } else if (shift == 32) {
         next |= low_constant_ones;  // entering the low word: skip constant digits
       }
