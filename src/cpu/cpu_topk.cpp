@@ -109,20 +109,20 @@ inline int64_t scratch_entries(int64_t cols, int64_t k) {
 template <typename Format, bool kLargest>
 void select_row(const typename Format::Bits* row, int64_t n, int64_t k, uint64_t* scratch) {
   std::greater<uint64_t> ranks_before;
-  if (!streams(n, k)) {
-    for (int64_t i = 0; i < n; ++i) {
+  auto pack_first = [&](int64_t m) {  // scratch[0, m) = packed row[0, m)
+    for (int64_t i = 0; i < m; ++i) {
       scratch[i] =
           pack_key_index(rank_key_branchless<Format, kLargest>(row[i]), static_cast<uint32_t>(i));
     }
+  };
+  if (!streams(n, k)) {
+    pack_first(n);
     if (k < n) std::nth_element(scratch, scratch + k - 1, scratch + n, ranks_before);
     return;
   }
   const int64_t buffer = stream_buffer(k);
   // The first `buffer` elements fill the buffer; T is then their k-th best.
-  for (int64_t i = 0; i < buffer; ++i) {
-    scratch[i] =
-        pack_key_index(rank_key_branchless<Format, kLargest>(row[i]), static_cast<uint32_t>(i));
-  }
+  pack_first(buffer);
   int64_t count = buffer;
   uint32_t threshold = 0;
   auto compact = [&] {

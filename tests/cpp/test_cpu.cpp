@@ -315,18 +315,21 @@ TEST_P(CpuDistributions, MatchesOracle) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cpu, CpuDistributions,
-    ::testing::Combine(::testing::Values(Dist::kRandn, Dist::kUniform, Dist::kAllEqual,
-                                         Dist::kFewDistinct, Dist::kSpecial, Dist::kNegInfTail,
-                                         Dist::kSortedAscending, Dist::kSortedDescending),
-                       ::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),
-                       ::testing::Bool()),
-    [](const ::testing::TestParamInfo<DistParam>& info) {
-      return std::string(dist_name(std::get<0>(info.param))) + "_" +
-             dtype_name(std::get<1>(info.param)) +
-             (std::get<2>(info.param) ? "_largest" : "_smallest");
-    });
+/// Every distribution x dtype x order (CpuDistributions, CpuStreamed).
+auto every_distribution() {
+  return ::testing::Combine(::testing::Values(Dist::kRandn, Dist::kUniform, Dist::kAllEqual,
+                                              Dist::kFewDistinct, Dist::kSpecial, Dist::kNegInfTail,
+                                              Dist::kSortedAscending, Dist::kSortedDescending),
+                            ::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),
+                            ::testing::Bool());
+}
+
+std::string distribution_name(const ::testing::TestParamInfo<DistParam>& info) {
+  return std::string(dist_name(std::get<0>(info.param))) + "_" +
+         dtype_name(std::get<1>(info.param)) + (std::get<2>(info.param) ? "_largest" : "_smallest");
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, CpuDistributions, every_distribution(), distribution_name);
 
 // ---------------------------------------------------------------------------
 // The streamed selection (cpu_topk.cpp: a candidate buffer of max(2k, 128)
@@ -337,8 +340,7 @@ INSTANTIATE_TEST_SUITE_P(
 // k candidates) and per-row k and lengths (rows on both paths in one call).
 // ---------------------------------------------------------------------------
 
-using StreamParam = std::tuple<Dist, DType, bool>;
-class CpuStreamed : public ::testing::TestWithParam<StreamParam> {};
+class CpuStreamed : public ::testing::TestWithParam<DistParam> {};
 
 TEST_P(CpuStreamed, MatchesOracle) {
   const auto [dist, dtype, largest] = GetParam();
@@ -374,18 +376,7 @@ TEST_P(CpuStreamed, MatchesOracle) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cpu, CpuStreamed,
-    ::testing::Combine(::testing::Values(Dist::kRandn, Dist::kUniform, Dist::kAllEqual,
-                                         Dist::kFewDistinct, Dist::kSpecial, Dist::kNegInfTail,
-                                         Dist::kSortedAscending, Dist::kSortedDescending),
-                       ::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),
-                       ::testing::Bool()),
-    [](const ::testing::TestParamInfo<StreamParam>& info) {
-      return std::string(dist_name(std::get<0>(info.param))) + "_" +
-             dtype_name(std::get<1>(info.param)) +
-             (std::get<2>(info.param) ? "_largest" : "_smallest");
-    });
+INSTANTIATE_TEST_SUITE_P(Cpu, CpuStreamed, every_distribution(), distribution_name);
 
 // ---------------------------------------------------------------------------
 // Layout: row_stride > cols with poison in the padding, misaligned start.
