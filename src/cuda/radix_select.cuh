@@ -122,12 +122,14 @@ namespace fasttopk::detail {
 // Where a packed select's key digits end in a bin of at most this many values
 // (ties of one key: low-entropy 16-bit rows), gather them and rank them
 // directly instead of radix-selecting over their index digits (up to three
-// more sweeps over every value); 0: never. Built, not yet measured (session
-// 31): bf16 rows at k = 512-2048 took 30-50% longer than fp32 under
-// split_row, and a bf16 key's ties near the k-th value (~20 of 12,500 randn
-// values a key) send every such select through the index digits.
+// more sweeps over every value); 0: never. bf16 rows at k = 512-2048 took
+// 30-50% longer than fp32 under split_row: a bf16 key's ties near the k-th
+// value (~20 of 12,500 randn values a key) sent every such select through
+// the index digits. At 128, against 0 (A/B of 2026-12-07 22:33 UTC, H100,
+// split_row forced): 33x100000 k2048 bf16 64.68 -> 58.41 µs, 64x131072 k2048
+// bf16 61.96 -> 59.06; fp32 and small k within +-1% (docs/perf-notes.md v53).
 #ifndef FASTTOPK_TUNE_SELECT_GATHER_TIES
-#define FASTTOPK_TUNE_SELECT_GATHER_TIES 0
+#define FASTTOPK_TUNE_SELECT_GATHER_TIES 128
 #endif
 constexpr int kGatherTiesMax = FASTTOPK_TUNE_SELECT_GATHER_TIES;
 static_assert(kGatherTiesMax >= 0 && kGatherTiesMax <= kRadixBins / 2,

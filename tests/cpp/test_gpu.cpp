@@ -813,6 +813,54 @@ TEST_F(Gpu, StreamedFloorOnSpecialKeys) {
 }
 
 // ---------------------------------------------------------------------------
+// The k-th key shared by T values, T around the packed select's gather limit
+// (kGatherTiesMax in radix_select.cuh: a final bin of <= 128 ties is ranked
+// directly, a larger one goes through the index digits). Each row holds
+// distinct keys but for T copies of the key of rank A = 37, at random
+// positions; k cuts into the ties at their first, middle and last copy, so
+// the lowest indices among the ties must win. 3,000 columns select on chip,
+// 20,001 stream one chunk a row under split_row; the same ties reach every
+// algorithm's selects.
+// ---------------------------------------------------------------------------
+
+TEST_F(Gpu, KthKeyTiesAroundTheGatherLimit) {
+  const int64_t rows = 8, above = 37;
+  for (DType d : kDTypes) {
+    const uint32_t sign = d == DType::kFloat32 ? 0x80000000u : 0x8000u;
+    const uint32_t step = d == DType::kFloat32 ? 16u : 1u;  // 16-bit: 0x1000 + 20001 < inf
+    const uint32_t base = d == DType::kFloat32 ? 0x3c000000u : 0x1000u;
+    for (int64_t cols : {int64_t{3000}, int64_t{20001}}) {
+      for (int64_t ties : {int64_t{2}, int64_t{100}, int64_t{128}, int64_t{129}, int64_t{1000}}) {
+        for (bool largest : {true, false}) {
+          Matrix m(d, rows, cols);
+          Rng rng(seed_of({static_cast<int>(d), cols, ties, largest, 53}));
+          std::vector<int64_t> order(static_cast<size_t>(cols));
+          for (int64_t r = 0; r < rows; ++r) {
+            // order[i]: the quality rank of position i (0 = best); ranks
+            // above..above + ties - 1 all get the key of rank `above`.
+            for (int64_t i = 0; i < cols; ++i) order[static_cast<size_t>(i)] = i;
+            for (int64_t i = cols - 1; i > 0; --i)
+              std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(rng.range(0, i))]);
+            for (int64_t i = 0; i < cols; ++i) {
+              int64_t q = order[static_cast<size_t>(i)];
+              if (q >= above && q < above + ties) q = above;
+              const uint32_t magnitude = base + static_cast<uint32_t>(cols - q) * step;
+              m.set(r, i, largest ? magnitude : (magnitude | sign));
+            }
+          }
+          std::vector<int64_t> ks = {above + 1, above + ties / 2, above + ties - 1};
+          ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
+          for (int64_t k : ks) {
+            SCOPED_TRACE("ties=" + std::to_string(ties) + " k=" + std::to_string(k));
+            ASSERT_NO_FATAL_FAILURE(check_every_algorithm(m, k, largest, {true}));
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // row_per_warp's guessed first-tile threshold (threshold_rank, k > 32 on rows
 // of several tiles) must be recovered from when it is too high. A 2048-element
 // fp32 row at k = 64 takes rank 48 of the first 1024-element tile's 128 group
