@@ -43,6 +43,7 @@ struct GpuPlan {
   Problem problem;
   const DeviceFacts* device = nullptr;
   const AlgorithmFamily* family = nullptr;
+  FamilyPlan family_plan;  // the family's plan, made once by choose_family
   std::size_t workspace_bytes = 0;
 };
 
@@ -51,9 +52,10 @@ Status plan_gpu(const TopKParams& params, GpuPlan* plan) {
   if (!s.ok() || plan->problem.empty()) return s;
   s = current_device_facts(&plan->device);
   if (!s.ok()) return s;
-  s = choose_family(plan->problem, *plan->device, &plan->family);
+  s = choose_family(plan->problem, *plan->device, &plan->family, &plan->family_plan);
   if (!s.ok()) return s;
-  plan->workspace_bytes = plan->family->workspace_bytes(plan->problem, *plan->device);
+  plan->workspace_bytes =
+      plan->family->workspace_bytes(plan->problem, *plan->device, plan->family_plan);
   return Status();
 }
 #endif
@@ -177,7 +179,8 @@ Status topk(const TopKParams& params, void* workspace, std::size_t workspace_byt
                     "workspace must be aligned to 256 bytes (cudaMalloc's alignment)");
     }
   }
-  const int error = plan.family->launch(plan.problem, *plan.device, workspace, stream);
+  const int error =
+      plan.family->launch(plan.problem, *plan.device, plan.family_plan, workspace, stream);
   if (error != 0) {
     const auto e = static_cast<cudaError_t>(error);
     return Status(StatusCode::kCudaError,

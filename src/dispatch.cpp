@@ -162,7 +162,8 @@ const AlgorithmFamily* family_of(Algorithm algorithm) {
 
 }  // namespace
 
-Status choose_family(const Problem& q, const DeviceFacts& device, const AlgorithmFamily** out) {
+Status choose_family(const Problem& q, const DeviceFacts& device, const AlgorithmFamily** out,
+                     FamilyPlan* plan) {
   if (q.algorithm != Algorithm::kAuto) {
     const AlgorithmFamily* f = family_of(q.algorithm);
     if (f == nullptr) {
@@ -170,7 +171,7 @@ Status choose_family(const Problem& q, const DeviceFacts& device, const Algorith
                                                   algorithm_name(q.algorithm) +
                                                   "' is not available in this build");
     }
-    if (const char* why = f->rejects(q, device)) {
+    if (const char* why = f->rejects(q, device, plan)) {
       return Status(StatusCode::kUnsupported, std::string("algorithm '") +
                                                   algorithm_name(q.algorithm) +
                                                   "' cannot run this problem: " + why);
@@ -188,7 +189,7 @@ Status choose_family(const Problem& q, const DeviceFacts& device, const Algorith
       continue;
     }
     const AlgorithmFamily* f = family_of(rule.algorithm);
-    if (f != nullptr && f->rejects(q, device) == nullptr) {
+    if (f != nullptr && f->rejects(q, device, plan) == nullptr) {
       *out = f;
       return Status();
     }

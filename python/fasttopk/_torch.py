@@ -110,7 +110,7 @@ def _run(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
         # The library launches on the calling thread's current device, so
         # that must be x's; a device context costs host time on every call,
         # so it is entered only where another device is current.
-        if _current_raw_stream is not None and torch.cuda.current_device() == device.index:
+        if torch.cuda.current_device() == device.index:
             _run_cuda(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
         else:
             with torch.cuda.device(device):

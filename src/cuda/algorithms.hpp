@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
+#include <type_traits>
 
 #include "problem.hpp"
 
@@ -24,20 +26,49 @@ struct DeviceFacts {
 /// Returns a non-ok Status if the CUDA runtime fails.
 Status current_device_facts(const DeviceFacts** facts);
 
+/// A family's launch plan for one problem (split counts, shared-memory
+/// layout, ...), made once per call by `rejects` and handed to
+/// workspace_bytes and launch, so that no plan is searched twice in a call.
+/// Opaque storage: each family stores its own trivially copyable plan type.
+class FamilyPlan {
+ public:
+  template <typename T>
+  void store(const T& plan) {
+    static_assert(sizeof(T) <= kBytes, "FamilyPlan's storage is too small for this plan");
+    static_assert(std::is_trivially_copyable_v<T>, "plans are copied as bytes");
+    std::memcpy(bytes_, &plan, sizeof(T));
+  }
+  template <typename T>
+  T load() const {
+    static_assert(sizeof(T) <= kBytes, "FamilyPlan's storage is too small for this plan");
+    static_assert(std::is_trivially_copyable_v<T>, "plans are copied as bytes");
+    T plan;
+    std::memcpy(&plan, bytes_, sizeof(T));
+    return plan;
+  }
+
+ private:
+  static constexpr std::size_t kBytes = 128;
+  alignas(16) unsigned char bytes_[kBytes] = {};
+};
+
 /// One algorithm family. Every function receives a validated Problem that is
 /// not empty().
 struct AlgorithmFamily {
   Algorithm id;
-  /// nullptr if the family can run `problem`; otherwise a static string that
-  /// says why not (shown when the family is forced).
-  const char* (*rejects)(const Problem& problem, const DeviceFacts& device);
-  /// Device workspace in bytes (may be 0).
-  std::size_t (*workspace_bytes)(const Problem& problem, const DeviceFacts& device);
-  /// Enqueues the work on `stream`; returns the launch's CUDA error code
-  /// (0 = cudaSuccess). `workspace` holds at least workspace_bytes() bytes,
-  /// aligned to kWorkspaceAlignment.
-  int (*launch)(const Problem& problem, const DeviceFacts& device, void* workspace,
-                cudaStream_t stream);
+  /// nullptr if the family can run `problem`, and then `*plan` holds its
+  /// plan for workspace_bytes and launch; otherwise a static string that
+  /// says why not (shown when the family is forced), and `*plan` is
+  /// unspecified.
+  const char* (*rejects)(const Problem& problem, const DeviceFacts& device, FamilyPlan* plan);
+  /// Device workspace in bytes (may be 0) of the plan `rejects` made.
+  std::size_t (*workspace_bytes)(const Problem& problem, const DeviceFacts& device,
+                                 const FamilyPlan& plan);
+  /// Enqueues the plan `rejects` made on `stream`; returns the launch's CUDA
+  /// error code (0 = cudaSuccess). `workspace` holds at least
+  /// workspace_bytes() bytes, aligned to kWorkspaceAlignment.
+  int (*launch)(const Problem& problem, const DeviceFacts& device, const FamilyPlan& plan,
+                void* workspace, cudaStream_t stream);
 };
 
 /// Alignment the dispatcher guarantees for each family's workspace.
@@ -56,9 +87,9 @@ extern const AlgorithmFamily kRowPerClusterFamily;
 /// loses to split_row at large k once its rows need a second wave.
 int64_t row_per_cluster_waves(const Problem& problem, const DeviceFacts& device);
 
-/// The dispatcher: the family that runs `problem` (resolving kAuto), or a
-/// non-ok Status (e.g. a forced family that rejects the shape).
+/// The dispatcher: the family that runs `problem` (resolving kAuto) and its
+/// plan, or a non-ok Status (e.g. a forced family that rejects the shape).
 Status choose_family(const Problem& problem, const DeviceFacts& device,
-                     const AlgorithmFamily** family);
+                     const AlgorithmFamily** family, FamilyPlan* plan);
 
 }  // namespace fasttopk::detail

@@ -165,15 +165,17 @@ __global__ void __launch_bounds__(kFinalizeThreads)
   }
 }
 
-const char* rejects(const Problem&, const DeviceFacts&) { return nullptr; }
+// No plan beyond the problem itself: rejects stores nothing.
+const char* rejects(const Problem&, const DeviceFacts&, FamilyPlan*) { return nullptr; }
 
-std::size_t workspace_bytes(const Problem& q, const DeviceFacts&) {
+std::size_t workspace_bytes(const Problem& q, const DeviceFacts&, const FamilyPlan&) {
   std::size_t total = 0;
   layout(q, nullptr, &total);
   return total;
 }
 
-int launch(const Problem& q, const DeviceFacts& device, void* workspace, cudaStream_t stream) {
+int launch(const Problem& q, const DeviceFacts& device, const FamilyPlan&, void* workspace,
+           cudaStream_t stream) {
   BlockPerRowWorkspace ws = layout(q, workspace, nullptr);
   const int64_t chunk = rows_per_sort_chunk(q);
   return dispatch_dtype(q.dtype, [&](auto format) -> int {

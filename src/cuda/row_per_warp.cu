@@ -1166,23 +1166,25 @@ SegmentPlan make_plan(const Problem& q, const DeviceFacts& device) {
   return plan;
 }
 
-const char* rejects(const Problem& q, const DeviceFacts&) {
+const char* rejects(const Problem& q, const DeviceFacts& device, FamilyPlan* plan) {
   if (q.k > kMaxK) return "k > 128";
   if (q.cols > kMaxCols) return "cols > 2^30";
+  plan->store(make_plan(q, device));
   return nullptr;
 }
 
 /// Split rows need the per-row tickets and the segment lists.
-std::size_t workspace(const Problem& q, const DeviceFacts& device) {
-  const SegmentPlan plan = make_plan(q, device);
+std::size_t workspace(const Problem& q, const DeviceFacts&, const FamilyPlan& stored) {
+  const SegmentPlan plan = stored.load<SegmentPlan>();
   if (plan.segments == 1) return 0;
   WorkspaceLayout w(nullptr);
   RowHandoff::take(w, q.rows, plan.segments * q.k);
   return w.bytes();
 }
 
-int launch(const Problem& q, const DeviceFacts& device, void* workspace, cudaStream_t stream) {
-  const SegmentPlan plan = make_plan(q, device);
+int launch(const Problem& q, const DeviceFacts& device, const FamilyPlan& stored, void* workspace,
+           cudaStream_t stream) {
+  const SegmentPlan plan = stored.load<SegmentPlan>();
   RowHandoff handoff;  // the segment lists and the row tickets
   if (plan.segments > 1) {
     WorkspaceLayout w(workspace);

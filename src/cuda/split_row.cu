@@ -1943,19 +1943,19 @@ __global__ void __launch_bounds__(kThreads, kStreaming ? kStreamCtasPerSm * 256 
   probe.finish(kCluster ? "row_per_cluster" : "split_row");  // 10 (cluster): written
 }
 
-const char* rejects_split(const Problem& q, const DeviceFacts& device) {
+const char* rejects_split(const Problem& q, const DeviceFacts& device, FamilyPlan* out) {
   if (q.k > kMaxK) return "k > 2048";
   SplitPlan plan{};
   if (!make_plan(q, device, 0, Handoff::kTickets, &plan)) {
     return "the plan does not fit (candidate budget or shared memory)";
   }
+  out->store(plan);
   return nullptr;
 }
 
-std::size_t workspace_split(const Problem& q, const DeviceFacts& device) {
-  SplitPlan plan{};
-  // A shape the family rejects needs no workspace (the call fails before).
-  if (!make_plan(q, device, 0, Handoff::kTickets, &plan) || plan.splits == 1) return 0;
+std::size_t workspace_split(const Problem& q, const DeviceFacts&, const FamilyPlan& stored) {
+  const SplitPlan plan = stored.load<SplitPlan>();
+  if (plan.splits == 1) return 0;
   WorkspaceLayout w(nullptr);
   RowHandoff::take(w, q.rows, int64_t{plan.splits} * plan.slots);
   return w.bytes();
@@ -2036,28 +2036,26 @@ int launch_with_plan(const Problem& q, const DeviceFacts& device, const SplitPla
   });
 }
 
-int launch_split(const Problem& q, const DeviceFacts& device, void* workspace,
-                 cudaStream_t stream) {
-  SplitPlan plan{};
-  make_plan(q, device, 0, Handoff::kTickets, &plan);
-  return launch_with_plan(q, device, plan, workspace, stream);
+int launch_split(const Problem& q, const DeviceFacts& device, const FamilyPlan& plan,
+                 void* workspace, cudaStream_t stream) {
+  return launch_with_plan(q, device, plan.load<SplitPlan>(), workspace, stream);
 }
 
 // The same kernel with one CTA per row: no workspace, no hand-off.
-const char* rejects_row(const Problem& q, const DeviceFacts& device) {
+const char* rejects_row(const Problem& q, const DeviceFacts& device, FamilyPlan* out) {
   if (q.k > kMaxK) return "k > 2048";
   if (q.cols > kMaxChunk) return "cols > 16384";
   SplitPlan plan{};
   if (!make_plan(q, device, 1, Handoff::kTickets, &plan)) return "shared memory";
+  out->store(plan);
   return nullptr;
 }
 
-std::size_t no_workspace(const Problem&, const DeviceFacts&) { return 0; }
+std::size_t no_workspace(const Problem&, const DeviceFacts&, const FamilyPlan&) { return 0; }
 
-int launch_row(const Problem& q, const DeviceFacts& device, void* workspace, cudaStream_t stream) {
-  SplitPlan plan{};
-  make_plan(q, device, 1, Handoff::kTickets, &plan);
-  return launch_with_plan(q, device, plan, workspace, stream);
+int launch_row(const Problem& q, const DeviceFacts& device, const FamilyPlan& plan, void* workspace,
+               cudaStream_t stream) {
+  return launch_with_plan(q, device, plan.load<SplitPlan>(), workspace, stream);
 }
 
 /// The cluster kernel for a plan, its shared-memory limit raised: the
@@ -2148,21 +2146,28 @@ int resident_clusters(const Problem& q, const DeviceFacts& device, const SplitPl
 }
 
 // The same kernel with a row's CTAs in one cluster: no workspace, one node.
-const char* rejects_cluster(const Problem& q, const DeviceFacts& device) {
+// Plans in *plan where the family takes the problem (rejects_cluster).
+const char* cluster_plan(const Problem& q, const DeviceFacts& device, SplitPlan* plan) {
   if (device.cc_major < 9) return "thread-block clusters need compute capability 9.0 or newer";
   if (q.k > kMaxK) return "k > 2048";
   if (q.rows > int64_t{0x7fffffff}) return "rows > 2^31 - 1";
-  SplitPlan plan{};
-  if (!make_plan(q, device, 0, Handoff::kCluster, &plan)) {
+  if (!make_plan(q, device, 0, Handoff::kCluster, plan)) {
     return "the row does not fit one cluster of 8 CTAs for this k (cols > 262144, or candidates "
            "or shared memory over budget)";
   }
   return nullptr;
 }
 
-int launch_cluster(const Problem& q, const DeviceFacts& device, void*, cudaStream_t stream) {
+const char* rejects_cluster(const Problem& q, const DeviceFacts& device, FamilyPlan* out) {
   SplitPlan plan{};
-  make_plan(q, device, 0, Handoff::kCluster, &plan);
+  const char* why = cluster_plan(q, device, &plan);
+  if (why == nullptr) out->store(plan);
+  return why;
+}
+
+int launch_cluster(const Problem& q, const DeviceFacts& device, const FamilyPlan& stored, void*,
+                   cudaStream_t stream) {
+  const SplitPlan plan = stored.load<SplitPlan>();
   return dispatch_dtype(q.dtype, [&](auto format) -> int {
     using Format = decltype(format);
     void (*kernel)(Problem, SplitPlan, uint64_t*, uint32_t*) = nullptr;
@@ -2178,9 +2183,8 @@ int launch_cluster(const Problem& q, const DeviceFacts& device, void*, cudaStrea
 }  // namespace
 
 int64_t row_per_cluster_waves(const Problem& q, const DeviceFacts& device) {
-  if (rejects_cluster(q, device) != nullptr) return 0;
   SplitPlan plan{};
-  make_plan(q, device, 0, Handoff::kCluster, &plan);
+  if (cluster_plan(q, device, &plan) != nullptr) return 0;
   return ceil_div(q.rows, std::max<int64_t>(1, resident_clusters(q, device, plan)));
 }
 
