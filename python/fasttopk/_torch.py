@@ -103,6 +103,12 @@ def _run(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
         k_per_row = k_per_row.contiguous()
     if lengths is not None:
         lengths = lengths.contiguous()
+    _launch(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
+
+
+def _launch(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices):
+    """_run for inputs the library reads in place: x2 passes _layout_ok, the
+    per-row tensors are contiguous int32 on x2's device."""
     device = x2.device
     if device.type == "cuda":
         if not CUDA_COMPILED:
@@ -147,6 +153,20 @@ def _topk_impl(x, k, largest, sorted, k_per_row, lengths, int32_indices, algorit
         (rows, k), dtype=torch.int32 if int32_indices else torch.int64, device=x.device
     )
     _run(x, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
+    return values, indices
+
+
+def _topk_direct(x2, k, largest, sorted, k_per_row, lengths, int32_indices, algorithm):
+    """An eager call's body without the op (see _eager_direct) for what
+    _prepare returns, which already meets _check_op_inputs and _run's layout
+    rules: no second check of either (~1.5 µs a call on a CPU host)."""
+    rows = x2.shape[0]
+    device = x2.device
+    values = torch.empty((rows, k), dtype=x2.dtype, device=device)
+    indices = torch.empty(
+        (rows, k), dtype=torch.int32 if int32_indices else torch.int64, device=device
+    )
+    _launch(x2, k, largest, sorted, k_per_row, lengths, algorithm, values, indices)
     return values, indices
 
 
@@ -218,7 +238,7 @@ def _eager_direct(x):
         return False
     return (
         type(x) is torch.Tensor
-        and (x.device.type == "cuda" or x.device.type == "cpu")
+        and x.device.type in ("cuda", "cpu")
         and not (x.requires_grad and torch.is_grad_enabled())
         and _function_modes() == 0
         and _dispatch_modes() == 0
@@ -360,7 +380,7 @@ def _prepare(x, k, dim, largest, sorted, k_per_row, lengths, index_dtype, algori
 
     k_rows = _per_row(k_per_row, "k_per_row", lead, rows)
     len_rows = _per_row(lengths, "lengths", lead, rows)
-    if not _skip_value_checks(device_type):
+    if (k_rows is not None or len_rows is not None) and not _skip_value_checks(device_type):
         checks = []
         if k_rows is not None:
             checks.append((k_rows, "k_per_row", "k", kk))
@@ -414,7 +434,7 @@ def topk(x, k, dim, largest, sorted, k_per_row, lengths, index_dtype, algorithm,
             torch.int32 if int32_indices else torch.int64,
             x.device,
         )
-    op = _topk_impl if _eager_direct(x2) else _topk
+    op = _topk_direct if _eager_direct(x2) else _topk
     values, indices = op(x2, kk, largest, sorted, k_rows, len_rows, int32_indices, algorithm)
     if ndim == 0:
         values, indices = values.reshape(()), indices.reshape(())

@@ -244,7 +244,8 @@ def assert_same_result(a, b):
 
 
 def assert_direct_body_matches_op(x, cases):
-    """The eager fast path's body (_torch._topk_impl) and the dispatched custom
+    """The eager fast path's body (_torch._topk_direct, for inputs _prepare has
+    made ready), the op's body (_torch._topk_impl) and the dispatched custom
     op give the same tensors, for each case of the op's arguments after x:
     (k, largest, sorted, k_per_row, lengths, int32_indices, algorithm)."""
     import torch
@@ -252,10 +253,10 @@ def assert_direct_body_matches_op(x, cases):
     from fasttopk import _torch
 
     for args in cases:
-        direct = _torch._topk_impl(x, *args)
         dispatched = _torch._topk(x, *args)
-        for a, b in zip(direct, dispatched):
-            assert a.dtype == b.dtype and torch.equal(a, b)
+        for body in (_torch._topk_direct, _torch._topk_impl):
+            for a, b in zip(body(x, *args), dispatched):
+                assert a.dtype == b.dtype and torch.equal(a, b), body.__name__
 
 
 def gpu_status():
