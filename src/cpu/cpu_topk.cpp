@@ -73,39 +73,93 @@ inline int64_t stream_buffer(int64_t k) {
   return std::max(kStreamBufferPerK * k, kMinStreamBuffer);
 }
 
-/// Whether select_row streams a row of n elements for k.
+/// Whether select_row streams a row of n elements for k (the buffer takes
+/// up to a block more than stream_buffer(k): scratch_entries).
 inline bool streams(int64_t n, int64_t k) {
-  return n >= kMinStreamedElements && stream_buffer(k) < n;
+  return n >= kMinStreamedElements && stream_buffer(k) + kBlock <= n;
+}
+
+/// Expected candidates of a streamed row of n randn elements from the
+/// prefix start (a buffer of 2k, a compaction each time it fills).
+inline double prefix_candidates(int64_t n, int64_t k) {
+  const double kk = static_cast<double>(std::max<int64_t>(k, 1));
+  return 2.0 * kk * (1.0 + std::log(static_cast<double>(n) / kk));
+}
+
+// The sampled floor (sampled_floor): keys at kSample evenly spaced positions
+// of the row; the floor is the sample's key of a rank at which about
+// 3 k + kSampleMargin of the row's keys, and at least k, are expected to
+// reach it. The rank is at least kSampleMinRank, so that the count that
+// reaches it stays near its mean (at rank 1, the sample's maximum, fewer
+// than k = 50 of 20,000 randn keys reached it in ~15% of rows).
+constexpr int64_t kSample = 128;
+constexpr int64_t kSampleMargin = 32;
+constexpr int64_t kSampleMinRank = 16;
+
+/// The sample rank of a streamed row's sampled floor (1-based), or 0 where
+/// the row starts from its prefix instead: the floor would let through as
+/// many randn candidates as the prefix start or more (long rows against k),
+/// or k is large against n.
+inline int64_t sample_rank(int64_t n, int64_t k) {
+  const int64_t rank = std::max(kSampleMinRank, ((3 * k + kSampleMargin) * kSample + n - 1) / n);
+  if (n < 4 * kSample || rank > kSample / 2) return 0;
+  const double expected = static_cast<double>(rank * n) / static_cast<double>(kSample + 1);
+  return expected < prefix_candidates(n, k) ? rank : 0;
 }
 
 /// A rough model of one row's time on one thread (fitted to the CI
 /// machine's randn timings, session 32), for the thread count only. Whole
 /// rows: ~8 ns an element (packing, nth_element). Streamed: ~0.6 ns an
-/// element for the block test, plus ~20 ns for each candidate (the scalar
-/// offer, compactions, the final sort); a random row of n yields about
-/// 2 k (1 + ln(n / k)) candidates with a buffer of 2k. Rows 64x1024 k32 ->
-/// ~6 us, 1x50304 k50 -> ~46 us (measured ~5 and 33-54).
+/// element for the block test, plus ~20 ns for each candidate (the offer,
+/// compactions, the final sort); a random row of n yields about
+/// 2 k (1 + ln(n / k)) candidates from the prefix start, rank n / 129 from
+/// a sampled floor (plus ~0.5 us for the sample). Rows 64x1024 k32 -> ~3.7
+/// us, 1x50304 k50 -> ~46 us (measured ~2-2.5 and 26-54).
 inline double estimated_row_ns(int64_t n, int64_t k) {
   const double elements = static_cast<double>(n);
   if (!streams(n, k)) return 8.0 * elements;
-  const double kk = static_cast<double>(std::max<int64_t>(k, 1));
-  return 0.6 * elements + 20.0 * 2.0 * kk * (1.0 + std::log(elements / kk));
+  const int64_t rank = sample_rank(n, k);
+  if (rank > 0) {
+    return 0.6 * elements + 500.0 +
+           20.0 * static_cast<double>(rank * n) / static_cast<double>(kSample + 1);
+  }
+  return 0.6 * elements + 20.0 * prefix_candidates(n, k);
 }
 
 /// Scratch entries a thread needs for rows of at most `cols` elements and
-/// k_i <= k: a streamed row uses stream_buffer(k_i) <= stream_buffer(k), a
-/// row selected whole n <= cols entries, and such a row has n < 512 or
-/// n <= stream_buffer(k_i). So one thread's scratch is independent of the
-/// per-row arrays' contents, and small where rows stream (4 KB at 50304
-/// columns and k = 50, where a row of packed values would be 400 KB).
+/// k_i <= k: a streamed row uses stream_buffer(k_i) + kBlock <= n entries
+/// (also <= stream_buffer(k) + kBlock), a row selected whole n <= cols, and
+/// such a row has n < 512 or n < stream_buffer(k_i) + kBlock. So one
+/// thread's scratch is independent of the per-row arrays' contents, and
+/// small where rows stream (4.5 KB at 50304 columns and k = 50, where a row
+/// of packed values would be 400 KB).
 inline int64_t scratch_entries(int64_t cols, int64_t k) {
-  return std::min(cols, std::max(kMinStreamedElements - 1, stream_buffer(k)));
+  return std::min(cols, std::max(kMinStreamedElements - 1, stream_buffer(k) + kBlock));
+}
+
+/// A key that about 3 k + kSampleMargin of row[0, n)'s keys reach (at least
+/// k of them unless the sample is far off), from a strided sample; false
+/// where it would not pay (the prefix start expects fewer candidates: long
+/// rows against k) or no useful floor exists (k large against n, or the
+/// floor would be the lowest key, 0). Only a first filter: select_row
+/// checks that k keys reached it.
+template <typename Format, bool kLargest>
+bool sampled_floor(const typename Format::Bits* row, int64_t n, int64_t k, uint32_t* floor) {
+  const int64_t rank = sample_rank(n, k);
+  if (rank == 0) return false;
+  uint32_t keys[kSample];
+  for (int64_t j = 0; j < kSample; ++j) {
+    keys[j] = rank_key_branchless<Format, kLargest>(row[j * n / kSample]);
+  }
+  std::nth_element(keys, keys + rank - 1, keys + kSample, std::greater<uint32_t>());
+  *floor = keys[rank - 1];
+  return *floor > 0;
 }
 
 /// Puts the k best packed (key, ~index) values of row[0, n) in scratch[0, k),
 /// in no particular order; 0 < k <= n. scratch holds scratch_entries(n, k)
-/// entries: n where the row is selected whole, stream_buffer(k) where it
-/// streams.
+/// entries: n where the row is selected whole, stream_buffer(k) + kBlock
+/// where it streams.
 template <typename Format, bool kLargest>
 void select_row(const typename Format::Bits* row, int64_t n, int64_t k, uint64_t* scratch) {
   std::greater<uint64_t> ranks_before;
@@ -120,34 +174,64 @@ void select_row(const typename Format::Bits* row, int64_t n, int64_t k, uint64_t
     if (k < n) std::nth_element(scratch, scratch + k - 1, scratch + n, ranks_before);
     return;
   }
+  // Candidates are the keys above `threshold`; the buffer holds up to
+  // `buffer` of them between compactions, plus a block's worth (a block's
+  // candidates are appended without branches, then compacted if needed).
   const int64_t buffer = stream_buffer(k);
-  // The first `buffer` elements fill the buffer; T is then their k-th best.
-  pack_first(buffer);
-  int64_t count = buffer;
+  int64_t count = 0;
   uint32_t threshold = 0;
   auto compact = [&] {
     std::nth_element(scratch, scratch + k - 1, scratch + count, ranks_before);
     threshold = packed_key(scratch[k - 1]);
     count = k;
   };
-  compact();
-  auto offer = [&](uint32_t key, int64_t i) {
-    if (key <= threshold) return;  // ranks below the k elements that set T
-    scratch[count++] = pack_key_index(key, static_cast<uint32_t>(i));
-    if (count == buffer) compact();
-  };
-  int64_t i = buffer;
-  for (; i + kBlock <= n; i += kBlock) {
-    uint32_t keys[kBlock];
-    uint32_t any_above = 0;
-    for (int64_t j = 0; j < kBlock; ++j) {  // branch-free: vectorised
-      keys[j] = rank_key_branchless<Format, kLargest>(row[i + j]);
-      any_above |= keys[j] > threshold ? 1u : 0u;
+  // Scans row[i, n) (every candidate ranks below the k best of the earlier
+  // ones that set `threshold`, or reaches the sampled floor).
+  auto scan = [&](int64_t i) {
+    for (; i + kBlock <= n; i += kBlock) {
+      uint32_t keys[kBlock];
+      uint32_t any_above = 0;
+      for (int64_t j = 0; j < kBlock; ++j) {  // branch-free: vectorised
+        keys[j] = rank_key_branchless<Format, kLargest>(row[i + j]);
+        any_above |= keys[j] > threshold ? 1u : 0u;
+      }
+      if (any_above == 0) continue;
+      for (int64_t j = 0; j < kBlock; ++j) {  // branch-free append
+        scratch[count] = pack_key_index(keys[j], static_cast<uint32_t>(i + j));
+        count += keys[j] > threshold ? 1 : 0;
+      }
+      if (count >= buffer) compact();
     }
-    if (any_above == 0) continue;
-    for (int64_t j = 0; j < kBlock; ++j) offer(keys[j], i + j);
+    for (; i < n; ++i) {
+      const uint32_t key = rank_key_branchless<Format, kLargest>(row[i]);
+      if (key <= threshold) continue;
+      scratch[count++] = pack_key_index(key, static_cast<uint32_t>(i));
+      if (count == buffer) compact();
+    }
+  };
+  // The prefix start: the first `buffer` elements fill the buffer, and T is
+  // then their k-th best; an equal key later loses the tie, so `key <= T`
+  // rejects exactly.
+  auto scan_from_prefix = [&] {
+    pack_first(buffer);
+    count = buffer;
+    compact();
+    scan(buffer);
+  };
+  uint32_t floor = 0;
+  if (sampled_floor<Format, kLargest>(row, n, k, &floor)) {
+    // Candidates: the keys >= floor (later compactions raise T as above).
+    // Where k of them exist, they hold the row's top k; the sample misses
+    // that rarely, and the prefix start then runs instead.
+    threshold = floor - 1;
+    scan(0);
+    if (count < k) {
+      count = 0;
+      scan_from_prefix();
+    }
+  } else {
+    scan_from_prefix();
   }
-  for (; i < n; ++i) offer(rank_key_branchless<Format, kLargest>(row[i]), i);
   if (count > k) compact();
 }
 

@@ -333,18 +333,19 @@ INSTANTIATE_TEST_SUITE_P(Cpu, CpuDistributions, every_distribution(), distributi
 
 // ---------------------------------------------------------------------------
 // The streamed selection (cpu_topk.cpp: a candidate buffer of max(2k, 128)
-// entries behind a threshold key, for rows of >= 512 elements where the
-// buffer is shorter than the row): every distribution, k on both sides of
-// the buffer's bounds (cols 513: k = 256 streams with a 512-entry buffer,
-// k = 257 takes the whole row), rows in ascending order (a compaction every
-// k candidates) and per-row k and lengths (rows on both paths in one call).
+// entries, plus a 64-element block, behind a threshold key, for rows of
+// >= 512 elements that hold buffer and block): every distribution, k on
+// both sides of the buffer's bounds (cols 513: k = 224 streams, k = 225
+// takes the whole row; cols 4097: k = 2016 and 2017), rows in ascending
+// order and per-row k and lengths (rows on both paths in one call). Rows of
+// >= 512 elements with 2k + 16 <= cols / 2 start from a sampled floor.
 // ---------------------------------------------------------------------------
 
 class CpuStreamed : public ::testing::TestWithParam<DistParam> {};
 
 TEST_P(CpuStreamed, MatchesOracle) {
   const auto [dist, dtype, largest] = GetParam();
-  const int64_t ks[] = {1, 2, 5, 63, 64, 65, 127, 128, 129, 255, 256, 257, 1000, 2500};
+  const int64_t ks[] = {1, 2, 5, 63, 64, 65, 127, 128, 129, 224, 225, 256, 1000, 2016, 2017};
   for (const int64_t cols : {int64_t{513}, int64_t{4097}, int64_t{40000}}) {
     const int64_t rows = 4;
     const uint64_t seed =
@@ -377,6 +378,60 @@ TEST_P(CpuStreamed, MatchesOracle) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cpu, CpuStreamed, every_distribution(), distribution_name);
+
+// ---------------------------------------------------------------------------
+// The streamed selection's sampled floor (sampled_floor: the keys at the 64
+// positions j * cols / 64) on rows built to fool it. "sample best": those
+// positions hold the row's best values, so fewer than k keys reach the floor
+// and the prefix start must take over; "sample worst": they hold the worst,
+// so the floor lets every element through and the buffer compacts often;
+// "sample ties": they hold one value that also fills 300 other positions,
+// the floor then sits on a key shared by more elements than k.
+// ---------------------------------------------------------------------------
+
+TEST(CpuTopK, SampledFloorFooled) {
+  const char* kinds[] = {"sample best", "sample worst", "sample ties"};
+  for (DType d : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    for (bool largest : {true, false}) {
+      for (const int64_t cols : {int64_t{4096}, int64_t{5000}}) {
+        for (int kind = 0; kind < 3; ++kind) {
+          const int64_t rows = 3;
+          const uint64_t seed =
+              seed_of({static_cast<int>(d), largest, static_cast<int>(cols), kind});
+          Matrix m(d, rows, cols);
+          fill(m, Dist::kRandn, seed, largest);
+          Rng rng(seed + 1);
+          const float sign = largest ? 1.0f : -1.0f;
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t j = 0; j < 64; ++j) {
+              const int64_t position = j * cols / 64;
+              const float v = kind == 0   ? sign * (100.0f + static_cast<float>(j))
+                              : kind == 1 ? -sign * (100.0f + static_cast<float>(j))
+                                          : sign * 1.5f;
+              m.set(r, position, from_float(d, v));
+            }
+            if (kind == 2) {
+              for (int i = 0; i < 300; ++i) {
+                m.set(r, rng.range(0, cols - 1), from_float(d, sign * 1.5f));
+              }
+            }
+          }
+          const Ranking rk = oracle_rank(m, nullptr, largest);
+          for (const int64_t k : {int64_t{1}, int64_t{37}, int64_t{100}, int64_t{500}}) {
+            const Expected e = oracle_from_ranking(m, rk, k, nullptr);
+            HostCall c;
+            c.k = k;
+            c.largest = largest;
+            c.threads = 1;
+            SCOPED_TRACE(std::string(dtype_name(d)) + " " + kinds[kind] +
+                         " cols=" + std::to_string(cols) + " " + c.describe());
+            ASSERT_TRUE(run_and_verify(m, c, e));
+          }
+        }
+      }
+    }
+  }
+}
 
 // ---------------------------------------------------------------------------
 // Layout: row_stride > cols with poison in the padding, misaligned start.
