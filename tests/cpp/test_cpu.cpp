@@ -345,7 +345,8 @@ class CpuStreamed : public ::testing::TestWithParam<DistParam> {};
 
 TEST_P(CpuStreamed, MatchesOracle) {
   const auto [dist, dtype, largest] = GetParam();
-  const int64_t ks[] = {1, 2, 5, 63, 64, 65, 127, 128, 129, 224, 225, 256, 1000, 2016, 2017};
+  const int64_t ks[] = {1,   2,   5,   63,  64,  65,   127,  128,  129,
+                        224, 225, 255, 256, 257, 1000, 2016, 2017, 2500};
   for (const int64_t cols : {int64_t{513}, int64_t{4097}, int64_t{40000}}) {
     const int64_t rows = 4;
     const uint64_t seed =
