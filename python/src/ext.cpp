@@ -171,10 +171,9 @@ void topk_host(const TopKParams& params, int num_threads) {
     s = fasttopk::host_workspace_size(params, num_threads, &bytes);
     if (s.ok()) {
       // uint64_t elements: the 8-byte alignment topk_host requires. Left
-      // uninitialised: the workspace holds a row per thread (400 KB for one
-      // row of 50304), and zeroing it (std::vector's value-initialisation)
-      // touched every page, ~60 us a call, where a streamed selection
-      // touches a few kilobytes.
+      // uninitialised: topk_host promises nothing about its contents, and
+      // zeroing it (std::vector's value-initialisation) cost ~60 us a call
+      // when it held a row per thread (400 KB at 50304 columns).
       const std::unique_ptr<uint64_t[]> workspace(
           new uint64_t[(bytes + sizeof(uint64_t) - 1) / sizeof(uint64_t)]);
       s = fasttopk::topk_host(params, workspace.get(), bytes, num_threads);

@@ -225,10 +225,7 @@ void select_row(const typename Format::Bits* row, int64_t n, int64_t k, uint64_t
     // that rarely, and the prefix start then runs instead.
     threshold = floor - 1;
     scan(0);
-    if (count < k) {
-      count = 0;
-      scan_from_prefix();
-    }
+    if (count < k) scan_from_prefix();
   } else {
     scan_from_prefix();
   }

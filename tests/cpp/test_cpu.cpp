@@ -276,6 +276,37 @@ TEST_P(CpuMatrix, MatchesOracle) {
 
 INSTANTIATE_TEST_SUITE_P(Cpu, CpuMatrix, matrix_params(), matrix_name);
 
+/// Each k of `ks` up to m's cols against the brute-force oracle, without and
+/// with per-row k and lengths (lengths from `lengths_seed`, k_per_row from
+/// `k_seed(k)`), sorted and unsorted; `adjust` sets the rest of each call.
+template <typename KSeed, typename Adjust>
+void check_ks_against_oracle(const Matrix& m, bool largest, const std::vector<int64_t>& ks,
+                             uint64_t lengths_seed, KSeed k_seed, Adjust adjust,
+                             const std::string& trace) {
+  for (PerRow per_row : {PerRow::kNone, PerRow::kBoth}) {
+    std::vector<int32_t> lengths;
+    if (has_lengths(per_row)) lengths = make_lengths(m.rows(), m.cols(), lengths_seed);
+    const Ranking rk = oracle_rank(m, lengths.empty() ? nullptr : lengths.data(), largest);
+    for (const int64_t k : ks) {
+      if (k > m.cols()) continue;
+      std::vector<int32_t> kpr;
+      if (has_k(per_row)) kpr = make_k_per_row(m.rows(), k, k_seed(k));
+      const Expected e = oracle_from_ranking(m, rk, k, kpr.empty() ? nullptr : kpr.data());
+      for (bool sorted : {true, false}) {
+        HostCall c;
+        c.k = k;
+        c.k_per_row = kpr.empty() ? nullptr : kpr.data();
+        c.row_lengths = lengths.empty() ? nullptr : lengths.data();
+        c.largest = largest;
+        c.sorted = sorted;
+        adjust(c);
+        SCOPED_TRACE(trace + " " + c.describe());
+        ASSERT_TRUE(run_and_verify(m, c, e));
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Every distribution, a few shapes.
 // ---------------------------------------------------------------------------
@@ -290,28 +321,11 @@ TEST_P(CpuDistributions, MatchesOracle) {
     const uint64_t seed = seed_of({static_cast<int>(dist), static_cast<int>(dtype), largest, rows});
     Matrix m(dtype, rows, cols);
     fill(m, dist, seed, largest);
-    for (PerRow per_row : {PerRow::kNone, PerRow::kBoth}) {
-      std::vector<int32_t> lengths;
-      if (has_lengths(per_row)) lengths = make_lengths(rows, cols, seed + 7);
-      const Ranking rk = oracle_rank(m, lengths.empty() ? nullptr : lengths.data(), largest);
-      for (int64_t k : {int64_t{1}, int64_t{13}, std::min<int64_t>(300, cols), cols}) {
-        std::vector<int32_t> kpr;
-        if (has_k(per_row)) kpr = make_k_per_row(rows, k, seed + 9);
-        const Expected e = oracle_from_ranking(m, rk, k, kpr.empty() ? nullptr : kpr.data());
-        for (bool sorted : {true, false}) {
-          HostCall c;
-          c.k = k;
-          c.k_per_row = kpr.empty() ? nullptr : kpr.data();
-          c.row_lengths = lengths.empty() ? nullptr : lengths.data();
-          c.largest = largest;
-          c.sorted = sorted;
-          c.index_type = sorted ? IndexType::kInt64 : IndexType::kInt32;
-          SCOPED_TRACE("rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) + " " +
-                       c.describe());
-          ASSERT_TRUE(run_and_verify(m, c, e));
-        }
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(check_ks_against_oracle(
+        m, largest, {1, 13, std::min<int64_t>(300, cols), cols}, seed + 7,
+        [&](int64_t) { return seed + 9; },
+        [](HostCall& c) { c.index_type = c.sorted ? IndexType::kInt64 : IndexType::kInt32; },
+        "rows=" + std::to_string(rows) + " cols=" + std::to_string(cols)));
   }
 }
 
@@ -345,36 +359,17 @@ class CpuStreamed : public ::testing::TestWithParam<DistParam> {};
 
 TEST_P(CpuStreamed, MatchesOracle) {
   const auto [dist, dtype, largest] = GetParam();
-  const int64_t ks[] = {1,   2,   5,   63,  64,  65,   127,  128,  129,
-                        224, 225, 255, 256, 257, 1000, 2016, 2017, 2500};
+  const std::vector<int64_t> ks = {1,   2,   5,   63,  64,  65,   127,  128,  129,
+                                   224, 225, 255, 256, 257, 1000, 2016, 2017, 2500};
   for (const int64_t cols : {int64_t{513}, int64_t{4097}, int64_t{40000}}) {
     const int64_t rows = 4;
     const uint64_t seed =
         seed_of({static_cast<int>(dist), static_cast<int>(dtype), largest, static_cast<int>(cols)});
     Matrix m(dtype, rows, cols);
     fill(m, dist, seed, largest);
-    for (PerRow per_row : {PerRow::kNone, PerRow::kBoth}) {
-      std::vector<int32_t> lengths;
-      if (has_lengths(per_row)) lengths = make_lengths(rows, cols, seed + 3);
-      const Ranking rk = oracle_rank(m, lengths.empty() ? nullptr : lengths.data(), largest);
-      for (const int64_t k : ks) {
-        if (k > cols) continue;
-        std::vector<int32_t> kpr;
-        if (has_k(per_row)) kpr = make_k_per_row(rows, k, seed + 5 + static_cast<uint64_t>(k));
-        const Expected e = oracle_from_ranking(m, rk, k, kpr.empty() ? nullptr : kpr.data());
-        for (bool sorted : {true, false}) {
-          HostCall c;
-          c.k = k;
-          c.k_per_row = kpr.empty() ? nullptr : kpr.data();
-          c.row_lengths = lengths.empty() ? nullptr : lengths.data();
-          c.largest = largest;
-          c.sorted = sorted;
-          c.threads = 1;
-          SCOPED_TRACE("cols=" + std::to_string(cols) + " " + c.describe());
-          ASSERT_TRUE(run_and_verify(m, c, e));
-        }
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(check_ks_against_oracle(
+        m, largest, ks, seed + 3, [&](int64_t k) { return seed + 5 + static_cast<uint64_t>(k); },
+        [](HostCall& c) { c.threads = 1; }, "cols=" + std::to_string(cols)));
   }
 }
 

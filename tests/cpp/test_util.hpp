@@ -798,7 +798,6 @@ inline Expected expected_from_output(DType d, bool largest, int64_t rows, int64_
 // Running the CPU path.
 // ---------------------------------------------------------------------------
 
-/// host_workspace_size, then topk_host with a workspace of exactly that size.
 /// topk_host with a workspace of exactly host_workspace_size() bytes, filled
 /// with garbage (the contract promises nothing about its contents; the
 /// Python binding passes it uninitialised) and followed by guard words: a
