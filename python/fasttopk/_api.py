@@ -99,7 +99,8 @@ def topk(
             force one (CUDA tensors only; CPU inputs take only ``"auto"``).
         out: optional ``(values, indices)`` of exactly the result's shape, dtype
             and device (numpy arrays for numpy inputs); the result is copied
-            into them and they are returned.
+            into them and they are returned. As with ``torch.topk``, a torch
+            tensor without elements is first resized to the result's shape.
 
     Returns:
         ``TopKResult(values, indices)``.
@@ -108,7 +109,9 @@ def topk(
         TypeError: ``x`` is not a numpy array / torch tensor; unsupported dtype
             (e.g. float64 or integer inputs); non-integer ``k``/``dim``/per-row
             values; a bad ``index_dtype``.
-        ValueError: ``k`` out of range, ``dim`` out of range, per-row arguments
+        ValueError: ``k`` out of range (an exception that is also the
+            RuntimeError torch.topk raises there), ``dim`` out of range (also
+            an IndexError, as in torch), per-row arguments
             of the wrong shape or (checked eagerly) with entries out of range, an
             unknown algorithm, a forced algorithm that cannot take the problem
             or is forced on a CPU input, a mismatched ``out``.

@@ -62,12 +62,22 @@ def check_int(value, name):
         ) from None
 
 
+class DimOutOfRangeError(ValueError, IndexError):
+    """``dim`` out of range: a ValueError (fasttopk's documented error) that is
+    also the IndexError torch.topk raises, so code written for either catches it."""
+
+
+class KOutOfRangeError(ValueError, RuntimeError):
+    """``k`` out of range: a ValueError that is also the RuntimeError
+    torch.topk raises ("selected index k out of range")."""
+
+
 def normalize_dim(dim, ndim):
     """Wraps a negative ``dim`` like torch does (a 0-d input counts as 1-d)."""
     dim = check_int(dim, "dim")
     span = max(ndim, 1)
     if dim < -span or dim >= span:
-        raise ValueError(
+        raise DimOutOfRangeError(
             f"fasttopk.topk: dim {dim} is out of range for a {ndim}-d input "
             f"(expected a value in [{-span}, {span - 1}])"
         )
@@ -77,7 +87,7 @@ def normalize_dim(dim, ndim):
 def check_k(k, size, dim):
     """Checks ``0 <= k <= size`` (size = the length of the selected dimension)."""
     if k < 0 or k > size:
-        raise ValueError(
+        raise KOutOfRangeError(
             f"fasttopk.topk: k = {k} is out of range for dimension {dim} of size {size} "
             f"(expected 0 <= k <= {size})"
         )

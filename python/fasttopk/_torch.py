@@ -402,6 +402,10 @@ def _output_shape(x, d, ndim, kk):
 
 
 def _check_out_tensors(out, shape, values_dtype, index_dtype, device):
+    """Checks ``out`` against the result, then resizes an output without
+    elements to the result's shape as torch's out= does (torch resizes others
+    too, with a warning it calls deprecated; those stay an error here). Nothing
+    is resized unless both outputs pass."""
     out_values, out_indices = check_out(out)
     pairs = ((out_values, values_dtype, "values"), (out_indices, index_dtype, "indices"))
     for t, dtype, what in pairs:
@@ -410,7 +414,7 @@ def _check_out_tensors(out, shape, values_dtype, index_dtype, device):
                 f"fasttopk.topk: out {what} must be a torch.Tensor for a tensor input, "
                 f"got {type(t).__name__}"
             )
-        if not _same_shape(tuple(t.shape), shape):
+        if t.numel() != 0 and not _same_shape(tuple(t.shape), shape):
             raise ValueError(
                 f"fasttopk.topk: out {what} has shape {tuple(t.shape)}, expected {tuple(shape)}"
             )
@@ -418,6 +422,9 @@ def _check_out_tensors(out, shape, values_dtype, index_dtype, device):
             raise TypeError(f"fasttopk.topk: out {what} has dtype {t.dtype}, expected {dtype}")
         if t.device != device:
             raise ValueError(f"fasttopk.topk: out {what} is on {t.device}, expected {device}")
+    for t, _, _ in pairs:
+        if t.numel() == 0 and tuple(t.shape) != tuple(shape):
+            t.resize_(shape)
     return out_values, out_indices
 
 

@@ -167,6 +167,25 @@ def test_int32_indices_and_out():
         fasttopk.topk(x, 7, out=(torch.empty(6, 7), indices))
     with pytest.raises(ValueError, match=r"out indices has shape \(6, 6\), expected \(6, 7\)"):
         fasttopk.topk(x, 7, out=(values, torch.empty(6, 6, dtype=torch.int64)))
+    # Outputs without elements are resized to the result's shape, as torch.topk's
+    # out= does (here along dim 0, so the shape is (3, 50)).
+    empty_values = torch.empty(0, dtype=torch.float16)
+    empty_indices = torch.empty(2, 0, dtype=torch.int64)
+    result = fasttopk.topk(x, 3, dim=0, out=(empty_values, empty_indices))
+    assert result.values is empty_values and result.indices is empty_indices
+    assert tuple(empty_values.shape) == (3, 50) and tuple(empty_indices.shape) == (3, 50)
+    check_torch_result(x, 3, 0, True, True, result)
+    # A mismatched output that has elements is not resized (torch warns that it
+    # will stop doing so): an error, and the tensor is left as it was.
+    wrong = torch.zeros(2, 7, dtype=torch.float16)
+    with pytest.raises(ValueError, match=r"out values has shape \(2, 7\), expected \(6, 7\)"):
+        fasttopk.topk(x, 7, out=(wrong, indices))
+    assert tuple(wrong.shape) == (2, 7) and not wrong.any()
+    # Nothing is resized unless both outputs pass their checks.
+    empty_values = torch.empty(0, dtype=torch.float16)
+    with pytest.raises(ValueError, match=r"out indices has shape \(6, 6\), expected \(6, 7\)"):
+        fasttopk.topk(x, 7, out=(empty_values, torch.empty(6, 6, dtype=torch.int64)))
+    assert tuple(empty_values.shape) == (0,)
 
 
 def test_errors():
@@ -182,6 +201,18 @@ def test_errors():
         fasttopk.topk(x, 4)
     with pytest.raises(ValueError, match=r"dim -3 is out of range for a 2-d input"):
         fasttopk.topk(x, 1, dim=-3)
+    # Code written for torch.topk catches what torch raises there.
+    with pytest.raises(RuntimeError, match=r"k = 4 is out of range"):
+        fasttopk.topk(x, 4)
+    with pytest.raises(RuntimeError, match=r"k = -1 is out of range"):
+        fasttopk.topk(x, -1)
+    with pytest.raises(IndexError, match=r"dim 2 is out of range"):
+        fasttopk.topk(x, 1, dim=2)
+    for bad_call in (lambda: torch.topk(x, 4), lambda: torch.topk(x, -1)):
+        with pytest.raises(RuntimeError):
+            bad_call()
+    with pytest.raises(IndexError):
+        torch.topk(x, 1, dim=2)
     with pytest.raises(TypeError, match=r"k_per_row must hold integers, got dtype torch.float32"):
         fasttopk.topk(x, 1, k_per_row=torch.ones(2))
     with pytest.raises(

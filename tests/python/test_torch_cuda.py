@@ -233,6 +233,12 @@ def test_int32_indices_and_out():
     assert_same_result(result, ours)
     with pytest.raises(ValueError, match=r"out values is on cpu, expected cuda"):
         fasttopk.topk(x, 40, index_dtype=torch.int32, out=(values.cpu(), indices))
+    # Outputs without elements are resized, as torch.topk's out= does.
+    empty = (torch.empty(0, device="cuda", dtype=torch.bfloat16),
+             torch.empty(0, device="cuda", dtype=torch.int32))
+    result = fasttopk.topk(x, 40, index_dtype=torch.int32, out=empty)
+    assert result.values is empty[0] and tuple(empty[1].shape) == (33, 40)
+    assert_same_result(result, ours)
 
 
 def test_torch_compile_fullgraph():
