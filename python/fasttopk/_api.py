@@ -118,9 +118,13 @@ def topk(
         RuntimeError: CUDA tensors with a build without CUDA, or a CUDA error.
 
     Per-row values on CUDA: checking them needs one small reduction and a host
-    sync, done in eager mode only. While a CUDA graph is being captured or
-    under torch.compile the check is skipped, and the GPU path writes a row
-    whose entry is out of range entirely as sentinels (-inf/+inf, index -1).
+    sync, done in eager mode only. While a CUDA graph is being captured, under
+    torch.compile or inside torch.func transforms (vmap) the check is
+    skipped, and the GPU path writes a row whose entry is out of range
+    entirely as sentinels (-inf/+inf, index -1); the CPU path always raises.
+
+    ``torch.func.vmap`` batches calls into one (its batching rule stacks the
+    batch's rows), and autograd gives the gradient of the values.
     """
     return _front_end(x).topk(
         x, k, dim, largest, sorted, k_per_row, lengths, index_dtype, algorithm, out

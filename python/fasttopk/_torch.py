@@ -212,6 +212,34 @@ def _topk_backward(ctx, grad_values, grad_indices):
 
 _topk_op.register_autograd(_topk_backward, setup_context=_topk_setup_context)
 
+
+def _topk_vmap(info, in_dims, x, k, largest, sorted, k_per_row, lengths, int32_indices, algorithm):
+    """torch.func.vmap's batching rule: the batch's [rows, cols] inputs are
+    one [batch * rows, cols] call (one launch), instead of torch's fallback of
+    one call per batch entry (which also warns of its cost). Per-row tensors
+    that are not batched are the same for every entry."""
+    batch = info.batch_size
+
+    def batch_first(t, dim):
+        return t.movedim(dim, 0) if dim is not None else t.expand(batch, *t.shape)
+
+    x_dim, k_dim, lengths_dim = in_dims[0], in_dims[4], in_dims[5]
+    xb = batch_first(x, x_dim)
+    rows, cols = xb.shape[1], xb.shape[2]
+    flat = [
+        None if t is None else batch_first(t, d).reshape(batch * rows)
+        for t, d in ((k_per_row, k_dim), (lengths, lengths_dim))
+    ]
+    values, indices = _topk_op(
+        xb.reshape(batch * rows, cols), k, largest, sorted, flat[0], flat[1], int32_indices,
+        algorithm,
+    )
+    return (values.reshape(batch, rows, k), indices.reshape(batch, rows, k)), (0, 0)
+
+
+if hasattr(_topk_op, "register_vmap"):  # torch >= 2.4
+    _topk_op.register_vmap(_topk_vmap)
+
 _topk = torch.ops.fasttopk.topk.default
 
 # Python modes (TorchFunctionMode, TorchDispatchMode: FakeTensorMode, flop
@@ -271,8 +299,12 @@ def _index_name(index_dtype):
 
 def _skip_value_checks(device_type):
     """Reading per-row values on the host needs a device sync: skip it while
-    compiling or capturing a CUDA graph (and for meta tensors, which hold none)."""
+    compiling or capturing a CUDA graph (and for meta tensors, which hold none).
+    Inside torch.func transforms (vmap) too: vmap cannot turn a batched
+    tensor into a Python bool (the CPU path still checks every entry in C++)."""
     if torch.compiler.is_compiling():
+        return True
+    if _func_transforms is not None and _func_transforms():
         return True
     if device_type == "meta":
         return True

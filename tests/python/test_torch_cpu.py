@@ -312,6 +312,54 @@ def test_autograd_with_sentinels():
     assert x.grad.tolist() == [[1.0, 0.0, 0.0], [1.0, 0.0, 1.0]]
 
 
+def _stacked(results):
+    return (torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results]))
+
+
+@pytest.mark.filterwarnings("error:.*batching rule:UserWarning")
+@pytest.mark.skipif(
+    not hasattr(torch.library, "register_vmap"), reason="vmap rules need torch >= 2.4"
+)
+def test_vmap_batching_rule_matches_a_loop():
+    """torch.func.vmap takes the op's batching rule (one call over the stacked
+    rows; torch's per-entry fallback would warn, an error here) and gives
+    exactly what a loop of calls gives."""
+    rng = np.random.default_rng(41)
+    x = make_torch_input(rng, (5, 4, 300), "bfloat16", "special")
+    vmap = torch.func.vmap
+    loop = _stacked([fasttopk.topk(x[b], 7) for b in range(5)])
+    assert_same_result(vmap(lambda t: fasttopk.topk(t, 7))(x), loop)
+    # The batch in another dim, and top k along each entry's dim 0.
+    loop = _stacked([fasttopk.topk(x[:, i], 3, dim=0, largest=False) for i in range(4)])
+    ours = vmap(lambda t: fasttopk.topk(t, 3, dim=0, largest=False), in_dims=1)(x)
+    assert_same_result(ours, loop)
+    # Per-row arguments, batched and shared.
+    k_rows = torch.tensor(rng.integers(0, 8, (5, 4)), dtype=torch.int64)
+    lengths = torch.tensor([300, 5, 0, 299], dtype=torch.int32)
+    loop = _stacked(
+        [fasttopk.topk(x[b], 7, k_per_row=k_rows[b], lengths=lengths) for b in range(5)]
+    )
+    ours = vmap(lambda t, kr: fasttopk.topk(t, 7, k_per_row=kr, lengths=lengths))(x, k_rows)
+    assert_same_result(ours, loop)
+    # Nested, and 1-d entries.
+    nested = vmap(vmap(lambda t: fasttopk.topk(t, 2)))(x)
+    assert_same_result(nested, fasttopk.topk(x, 2))
+    assert_same_result(vmap(lambda t: fasttopk.topk(t, 4))(x[0]), fasttopk.topk(x[0], 4))
+    # vmap cannot read a batched per-row value on the host; the CPU path
+    # still rejects an entry out of range.
+    with pytest.raises(ValueError, match=r"k_per_row\[\d+\] = \d+ is outside \[0, k = 7\]"):
+        vmap(lambda t, kr: fasttopk.topk(t, 7, k_per_row=kr))(x, k_rows + 8)
+    # Gradients flow through the batched call.
+    xg = x.float().clone().requires_grad_()
+    weight = torch.randn(5, 4, 7, generator=torch.Generator().manual_seed(5))
+    (vmap(lambda t: fasttopk.topk(t, 7).values)(xg).nan_to_num() * weight).sum().backward()
+    ours = xg.grad.clone()
+    xg.grad = None
+    looped = torch.stack([fasttopk.topk(xg[b], 7).values for b in range(5)])
+    (looped.nan_to_num() * weight).sum().backward()
+    assert torch.equal(ours, xg.grad)
+
+
 def _op_args():
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(5, 12, generator=gen)

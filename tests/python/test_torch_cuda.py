@@ -241,6 +241,19 @@ def test_int32_indices_and_out():
     assert_same_result(result, ours)
 
 
+@pytest.mark.filterwarnings("error:.*batching rule:UserWarning")
+@pytest.mark.skipif(
+    not hasattr(torch.library, "register_vmap"), reason="vmap rules need torch >= 2.4"
+)
+def test_vmap_batching_rule_matches_a_loop():
+    rng = np.random.default_rng(43)
+    x = make_torch_input(rng, (3, 8, 5000), "float16", "special", "cuda")
+    k_rows = torch.tensor(rng.integers(0, 65, (3, 8)), dtype=torch.int32, device="cuda")
+    ours = torch.func.vmap(lambda t, kr: fasttopk.topk(t, 64, k_per_row=kr))(x, k_rows)
+    loop = [fasttopk.topk(x[b], 64, k_per_row=k_rows[b]) for b in range(3)]
+    assert_same_result(ours, (torch.stack([r[0] for r in loop]), torch.stack([r[1] for r in loop])))
+
+
 def test_torch_compile_fullgraph():
     def f(x, kpr, lens):
         top = fasttopk.topk(x, 16, dim=0, k_per_row=kpr, lengths=lens)
