@@ -357,8 +357,12 @@ def _to_int32(t, bound, device):
     if t is None:
         return None
     if t.dtype != torch.int32:
-        # Clamping first keeps out-of-range entries out of range (no wrap-around).
-        t = t.to(torch.int64).clamp(min=-1, max=bound + 1).to(torch.int32)
+        # Entries int32 cannot hold are clamped first, so they stay out of range
+        # (no wrap-around); the others keep their value, which an error where
+        # the values are checked later (the CPU path, in C++) then names.
+        t = t.to(torch.int64)
+        wide = (t < -(2**31)) | (t > 2**31 - 1)
+        t = torch.where(wide, t.clamp(min=-1, max=bound + 1), t).to(torch.int32)
     if t.device != device:
         t = t.to(device)
     return t.contiguous()

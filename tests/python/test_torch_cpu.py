@@ -347,8 +347,14 @@ def test_vmap_batching_rule_matches_a_loop():
     assert_same_result(vmap(lambda t: fasttopk.topk(t, 4))(x[0]), fasttopk.topk(x[0], 4))
     # vmap cannot read a batched per-row value on the host; the CPU path
     # still rejects an entry out of range.
-    with pytest.raises(ValueError, match=r"k_per_row\[\d+\] = \d+ is outside \[0, k = 7\]"):
-        vmap(lambda t, kr: fasttopk.topk(t, 7, k_per_row=kr))(x, k_rows + 8)
+    # (The row is the stacked call's: batch entry 0, row 0 here.)
+    with pytest.raises(ValueError, match=r"k_per_row\[0\] = 9 is outside \[0, k = 7\]"):
+        bad = k_rows.clone()
+        bad[0, 0] = 9
+        vmap(lambda t, kr: fasttopk.topk(t, 7, k_per_row=kr))(x, bad)
+    # Entries int32 cannot hold stay out of range (clamped, not wrapped).
+    with pytest.raises(ValueError, match=r"row_lengths\[0\] = -1 is outside \[0, cols = 300\]"):
+        vmap(lambda t: fasttopk.topk(t, 7, lengths=lengths.to(torch.int64) - 2**40))(x)
     # Gradients flow through the batched call.
     xg = x.float().clone().requires_grad_()
     weight = torch.randn(5, 4, 7, generator=torch.Generator().manual_seed(5))
