@@ -341,6 +341,9 @@ def test_vmap_batching_rule_matches_a_loop():
     )
     ours = vmap(lambda t, kr: fasttopk.topk(t, 7, k_per_row=kr, lengths=lengths))(x, k_rows)
     assert_same_result(ours, loop)
+    # Only the per-row argument batched: one input for every entry.
+    loop = _stacked([fasttopk.topk(x[0], 7, k_per_row=k_rows[b]) for b in range(5)])
+    assert_same_result(vmap(lambda kr: fasttopk.topk(x[0], 7, k_per_row=kr))(k_rows), loop)
     # Nested, and 1-d entries.
     nested = vmap(vmap(lambda t: fasttopk.topk(t, 2)))(x)
     assert_same_result(nested, fasttopk.topk(x, 2))
