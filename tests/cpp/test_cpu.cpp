@@ -43,6 +43,18 @@ struct HostCall {
   }
 };
 
+/// A call for k with the per-row arrays (empty: none) and the order.
+HostCall host_call(int64_t k, const std::vector<int32_t>& k_per_row,
+                   const std::vector<int32_t>& row_lengths, bool largest, bool sorted) {
+  HostCall c;
+  c.k = k;
+  c.k_per_row = k_per_row.empty() ? nullptr : k_per_row.data();
+  c.row_lengths = row_lengths.empty() ? nullptr : row_lengths.data();
+  c.largest = largest;
+  c.sorted = sorted;
+  return c;
+}
+
 struct HostResult {
   Status status;
   GuardedBuffer values;
@@ -254,12 +266,7 @@ TEST_P(CpuMatrix, MatchesOracle) {
     for (bool sorted : {true, false}) {
       for (IndexType it : kIndexTypes) {
         for (int threads : {1, 0}) {
-          HostCall c;
-          c.k = k;
-          c.k_per_row = kpr.empty() ? nullptr : kpr.data();
-          c.row_lengths = lengths.empty() ? nullptr : lengths.data();
-          c.largest = largest;
-          c.sorted = sorted;
+          HostCall c = host_call(k, kpr, lengths, largest, sorted);
           c.index_type = it;
           c.threads = threads;
           // Both outputs on most calls; values-only and indices-only in turn.
@@ -293,12 +300,7 @@ void check_ks_against_oracle(const Matrix& m, bool largest, const std::vector<in
       if (has_k(per_row)) kpr = make_k_per_row(m.rows(), k, k_seed(k));
       const Expected e = oracle_from_ranking(m, rk, k, kpr.empty() ? nullptr : kpr.data());
       for (bool sorted : {true, false}) {
-        HostCall c;
-        c.k = k;
-        c.k_per_row = kpr.empty() ? nullptr : kpr.data();
-        c.row_lengths = lengths.empty() ? nullptr : lengths.data();
-        c.largest = largest;
-        c.sorted = sorted;
+        HostCall c = host_call(k, kpr, lengths, largest, sorted);
         adjust(c);
         SCOPED_TRACE(trace + " " + c.describe());
         ASSERT_TRUE(run_and_verify(m, c, e));
