@@ -21,9 +21,9 @@ def _load_torch():
 
 
 def _front_end(x):
-    """The module that handles `x`: fasttopk._torch for torch tensors (imported on
-    first use), fasttopk._numpy for numpy arrays. Straight-line code that
-    torch.compile can trace."""
+    """The module that handles `x` (the caller's ``input``): fasttopk._torch for
+    torch tensors (imported on first use), fasttopk._numpy for numpy arrays.
+    Straight-line code that torch.compile can trace."""
     front = _torch_front
     if front is not None and isinstance(x, front.torch.Tensor):
         return front
@@ -34,12 +34,12 @@ def _front_end(x):
         if isinstance(x, front.torch.Tensor):
             return front
     raise TypeError(
-        f"fasttopk.topk: x must be a numpy.ndarray or a torch.Tensor, got {type(x).__name__}"
+        f"fasttopk.topk: input must be a numpy.ndarray or a torch.Tensor, got {type(x).__name__}"
     )
 
 
 def topk(
-    x,
+    input,
     k,
     dim=-1,
     largest=True,
@@ -51,10 +51,12 @@ def topk(
     algorithm="auto",
     out=None,
 ):
-    """The k largest (or smallest) elements of ``x`` along ``dim``: exact and deterministic.
+    """The k largest (or smallest) elements of ``input`` along ``dim``: exact and deterministic.
 
-    A drop-in for ``torch.topk`` with the same shapes: the result is a named
-    tuple ``(values, indices)`` whose shape is ``x.shape`` with ``dim`` replaced
+    A drop-in for ``torch.topk`` with the same signature (``input, k, dim=-1,
+    largest=True, sorted=True, *, out=None``, each also by keyword) and the
+    same shapes: the result is a named
+    tuple ``(values, indices)`` whose shape is ``input.shape`` with ``dim`` replaced
     by ``k`` (a 0-d input, k in {0, 1}, gives 0-d outputs holding the element
     and index 0, as torch does).
 
@@ -64,7 +66,7 @@ def topk(
     CPU path (numpy in, numpy out). The GPU and CPU paths give bitwise-identical
     results. Calls are capturable in CUDA graphs and traceable by
     ``torch.compile(fullgraph=True)`` (the ``fasttopk::topk`` custom op), and
-    the gradient of ``values`` flows back to ``x``.
+    the gradient of ``values`` flows back to ``input``.
 
     Order (the total order of torch.topk): every NaN ranks above +inf and NaNs
     are equal to each other, +0.0 ranks above -0.0, and equal keys go to the
@@ -73,25 +75,26 @@ def topk(
     Values are copied bit for bit from the input.
 
     Args:
-        x: a numpy array or scalar (float32 or float16) or a torch tensor (float32,
+        input: a numpy array or scalar (float32 or float16) or a torch tensor (float32,
             float16 or bfloat16) on the CPU or a CUDA device, of any shape and
             strides. Rows with a unit stride along ``dim`` and an even row
             spacing are read in place; other layouts are copied first.
-        k: number of elements to select, ``0 <= k <= x.shape[dim]``.
+        k: number of elements to select, ``0 <= k <= input.shape[dim]``.
         dim: the dimension to select along (negative values count from the end).
-        largest: select the largest (True) or the smallest (False) elements.
-        sorted: True returns the k elements in rank order; False returns the same
+        largest: select the largest (True) or the smallest (False) elements; a
+            bool (numpy's bool too), as torch.topk requires.
+        sorted: a bool. True returns the k elements in rank order; False returns the same
             set in an unspecified but deterministic order.
         k_per_row: optional per-row k. "Rows" are the positions of all the
             dimensions other than ``dim``: a tensor/array of integers of shape
-            ``x.shape`` without ``dim``, or 1-d with one entry per row (in
+            ``input.shape`` without ``dim``, or 1-d with one entry per row (in
             row-major order), each in ``[0, k]``.
         lengths: optional per-row lengths, same shape rules, each in
-            ``[0, x.shape[dim]]``: row i considers only its first ``lengths[i]``
+            ``[0, input.shape[dim]]``: row i considers only its first ``lengths[i]``
             elements along ``dim``. Row i selects ``min(k_per_row[i],
             lengths[i])`` elements; the remaining output slots hold the sentinel
             value -inf (largest) or +inf (smallest) with index -1. For CUDA
-            inputs both must ideally be int32 tensors on x's device; other
+            inputs both must ideally be int32 tensors on input's device; other
             integer tensors, devices, arrays or lists are converted.
         index_dtype: dtype of the indices: int64 (default, as torch) or int32
             (``torch.int32``, ``numpy.int32`` or ``"int32"``).
@@ -106,7 +109,7 @@ def topk(
         ``TopKResult(values, indices)``.
 
     Raises:
-        TypeError: ``x`` is not a numpy array / torch tensor; unsupported dtype
+        TypeError: ``input`` is not a numpy array / torch tensor; unsupported dtype
             (e.g. float64 or integer inputs); non-integer ``k``/``dim``/per-row
             values; a bad ``index_dtype``.
         ValueError: ``k`` out of range (an exception that is also the
@@ -126,13 +129,13 @@ def topk(
     ``torch.func.vmap`` batches calls into one (its batching rule stacks the
     batch's rows), and autograd gives the gradient of the values.
     """
-    return _front_end(x).topk(
-        x, k, dim, largest, sorted, k_per_row, lengths, index_dtype, algorithm, out
+    return _front_end(input).topk(
+        input, k, dim, largest, sorted, k_per_row, lengths, index_dtype, algorithm, out
     )
 
 
 def chosen_algorithm(
-    x,
+    input,
     k,
     dim=-1,
     largest=True,
@@ -150,8 +153,8 @@ def chosen_algorithm(
     CPU tensors and numpy arrays: ``"host"`` (the arguments are validated by
     running the CPU path once). Raises as :func:`topk` does.
     """
-    return _front_end(x).chosen_algorithm(
-        x, k, dim, largest, sorted, k_per_row, lengths, index_dtype, algorithm
+    return _front_end(input).chosen_algorithm(
+        input, k, dim, largest, sorted, k_per_row, lengths, index_dtype, algorithm
     )
 
 

@@ -62,6 +62,18 @@ def check_int(value, name):
         ) from None
 
 
+def check_bool(value, name):
+    """Returns ``value`` as a bool; TypeError unless it is a bool (Python's, or
+    numpy's for numpy callers). torch.topk is as strict: truthiness would let
+    ``sorted="no"`` or ``largest=None`` pass silently as something else."""
+    if isinstance(value, bool):
+        return value
+    kind = type(value)
+    if kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"):  # numpy stays unimported
+        return bool(value)
+    raise TypeError(f"fasttopk.topk: {name} must be a bool, got {kind.__name__}")
+
+
 class DimOutOfRangeError(ValueError, IndexError):
     """``dim`` out of range: a ValueError (fasttopk's documented error) that is
     also the IndexError torch.topk raises, so code written for either catches it."""

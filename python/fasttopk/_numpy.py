@@ -7,6 +7,7 @@ from ._common import (
     HOST_THREADS,
     TopKResult,
     check_algorithm,
+    check_bool,
     check_int,
     check_k,
     check_out,
@@ -131,8 +132,8 @@ def topk(x, k, dim, largest, sorted, k_per_row, lengths, index_dtype, algorithm,
     x, dtype_name = _input_dtype(x)
     index_name = _index_name(index_dtype)
     algorithm = check_algorithm(algorithm)
-    largest = bool(largest)
-    sorted = bool(sorted)
+    largest = check_bool(largest, "largest")
+    sorted = check_bool(sorted, "sorted")
     k = check_int(k, "k")
     ndim = x.ndim
     d = normalize_dim(dim, ndim)

@@ -28,6 +28,7 @@ from ._common import (
     NO_CUDA_MESSAGE,
     TopKResult,
     check_algorithm,
+    check_bool,
     check_int,
     check_k,
     check_out,
@@ -388,8 +389,8 @@ def _prepare(x, k, dim, largest, sorted, k_per_row, lengths, index_dtype, algori
         raise RuntimeError(NO_CUDA_MESSAGE)
     index_name = _index_name(index_dtype)
     algorithm = check_algorithm(algorithm)
-    largest = bool(largest)
-    sorted = bool(sorted)
+    largest = check_bool(largest, "largest")
+    sorted = check_bool(sorted, "sorted")
     if not isinstance(k, torch.SymInt):
         k = check_int(k, "k")
     ndim = x.dim()

@@ -281,8 +281,12 @@ def test_type_errors():
         fasttopk.topk(np.ones(3, np.int32), 1)
     with pytest.raises(TypeError, match=r"unsupported dtype bool"):
         fasttopk.topk(np.ones(3, bool), 1)
-    with pytest.raises(TypeError, match=r"x must be a numpy.ndarray or a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match=r"input must be a numpy.ndarray or a torch.Tensor, got list"):
         fasttopk.topk([1.0, 2.0], 1)
+    # largest and sorted are bools (numpy's too), not anything truthy.
+    for name, bad in (("largest", None), ("largest", 1), ("sorted", "no"), ("sorted", np.int64(0))):
+        with pytest.raises(TypeError, match=rf"{name} must be a bool, got {type(bad).__name__}"):
+            fasttopk.topk(x, 1, **{name: bad})
     with pytest.raises(TypeError, match=r"k must be an int, got float"):
         fasttopk.topk(x, 1.0)
     with pytest.raises(TypeError, match=r"k must be an int, got bool"):

@@ -77,6 +77,22 @@ def test_against_torch_topk(dtype, largest):
         )
 
 
+def test_keyword_call_of_torch_topk():
+    # Code that calls torch.topk by keyword (input=, k=, dim=, largest=,
+    # sorted=, out=) runs unchanged with fasttopk.topk.
+    x = torch.randn(6, 40, generator=torch.Generator().manual_seed(1))
+    kwargs = dict(input=x, k=5, dim=0, largest=False, sorted=True)
+    ours, ref = fasttopk.topk(**kwargs), torch.topk(**kwargs)
+    assert torch.equal(ours.values, ref.values) and torch.equal(ours.indices, ref.indices)
+    out = (torch.empty(0), torch.empty(0, dtype=torch.int64))
+    returned = fasttopk.topk(input=x, k=3, out=out)
+    assert returned.values is out[0] and torch.equal(out[0], torch.topk(x, 3).values)
+    assert fasttopk.chosen_algorithm(input=x, k=3) == "host"
+    # numpy's bool is taken as a bool (torch.topk refuses it; numpy callers pass it).
+    flipped = fasttopk.topk(x, 2, largest=np.False_, sorted=np.True_)
+    assert torch.equal(flipped.values, torch.topk(x, 2, largest=False).values)
+
+
 def test_non_contiguous_inputs():
     rng = np.random.default_rng(12)
     base = make_torch_input(rng, (12, 40), "bfloat16", "special")
@@ -197,6 +213,13 @@ def test_errors():
         fasttopk.topk(torch.arange(3), 1)
     with pytest.raises(TypeError, match=r"k must be an int, got bool"):
         fasttopk.topk(x, False)
+    # torch.topk takes only bools for largest and sorted; truthiness would let
+    # sorted=None or largest="False" pass as something else.
+    for name, bad in (("largest", "False"), ("largest", 0), ("sorted", None)):
+        with pytest.raises(TypeError, match=rf"{name} must be a bool, got {type(bad).__name__}"):
+            fasttopk.topk(x, 1, **{name: bad})
+        with pytest.raises(TypeError):
+            torch.topk(x, 1, **{name: bad})
     with pytest.raises(ValueError, match=r"k = 4 is out of range for dimension 1 of size 3"):
         fasttopk.topk(x, 4)
     with pytest.raises(ValueError, match=r"dim -3 is out of range for a 2-d input"):
