@@ -55,10 +55,9 @@ def topk(
 
     A drop-in for ``torch.topk`` with the same signature (``input, k, dim=-1,
     largest=True, sorted=True, *, out=None``, each also by keyword) and the
-    same shapes: the result is a named
-    tuple ``(values, indices)`` whose shape is ``input.shape`` with ``dim`` replaced
-    by ``k`` (a 0-d input, k in {0, 1}, gives 0-d outputs holding the element
-    and index 0, as torch does).
+    same shapes: the result is a named tuple ``(values, indices)`` whose shape
+    is ``input.shape`` with ``dim`` replaced by ``k`` (a 0-d input, k in {0,
+    1}, gives 0-d outputs holding the element and index 0, as torch does).
 
     Where it runs: torch CUDA tensors on the GPU, asynchronously on the current
     stream of their device (``torch.cuda.current_stream()``), with a workspace
@@ -83,8 +82,8 @@ def topk(
         dim: the dimension to select along (negative values count from the end).
         largest: select the largest (True) or the smallest (False) elements; a
             bool (numpy's bool too), as torch.topk requires.
-        sorted: a bool. True returns the k elements in rank order; False returns the same
-            set in an unspecified but deterministic order.
+        sorted: a bool. True returns the k elements in rank order; False
+            returns the same set in an unspecified but deterministic order.
         k_per_row: optional per-row k. "Rows" are the positions of all the
             dimensions other than ``dim``: a tensor/array of integers of shape
             ``input.shape`` without ``dim``, or 1-d with one entry per row (in
