@@ -96,6 +96,12 @@ constexpr int64_t kSample = 128;
 constexpr int64_t kSampleMargin = 32;
 constexpr int64_t kSampleMinRank = 16;
 
+/// Expected candidates of a random row of n elements from a sampled floor of
+/// sample rank `rank`: the keys at or above the rank-th of kSample.
+inline double floor_candidates(int64_t n, int64_t rank) {
+  return static_cast<double>(rank * n) / static_cast<double>(kSample + 1);
+}
+
 /// The sample rank of a streamed row's sampled floor (1-based), or 0 where
 /// the row starts from its prefix instead: the floor would let through as
 /// many randn candidates as the prefix start or more (long rows against k),
@@ -103,8 +109,7 @@ constexpr int64_t kSampleMinRank = 16;
 inline int64_t sample_rank(int64_t n, int64_t k) {
   const int64_t rank = std::max(kSampleMinRank, ((3 * k + kSampleMargin) * kSample + n - 1) / n);
   if (n < 4 * kSample || rank > kSample / 2) return 0;
-  const double expected = static_cast<double>(rank * n) / static_cast<double>(kSample + 1);
-  return expected < prefix_candidates(n, k) ? rank : 0;
+  return floor_candidates(n, rank) < prefix_candidates(n, k) ? rank : 0;
 }
 
 /// A rough model of one row's time on one thread (fitted to the CI
@@ -120,8 +125,7 @@ inline double estimated_row_ns(int64_t n, int64_t k) {
   if (!streams(n, k)) return 8.0 * elements;
   const int64_t rank = sample_rank(n, k);
   if (rank > 0) {
-    return 0.6 * elements + 500.0 +
-           20.0 * static_cast<double>(rank * n) / static_cast<double>(kSample + 1);
+    return 0.6 * elements + 500.0 + 20.0 * floor_candidates(n, rank);
   }
   return 0.6 * elements + 20.0 * prefix_candidates(n, k);
 }

@@ -378,11 +378,12 @@ TEST_P(CpuStreamed, MatchesOracle) {
 INSTANTIATE_TEST_SUITE_P(Cpu, CpuStreamed, every_distribution(), distribution_name);
 
 // ---------------------------------------------------------------------------
-// The streamed selection's sampled floor (sampled_floor: the keys at the 64
-// positions j * cols / 64) on rows built to fool it. "sample best": those
-// positions hold the row's best values, so fewer than k keys reach the floor
-// and the prefix start must take over; "sample worst": they hold the worst,
-// so the floor lets every element through and the buffer compacts often;
+// The streamed selection's sampled floor (sampled_floor reads the 128
+// positions j * cols / 128; these rows set the even half of them, j * cols /
+// 64) on rows built to fool it. "sample best": those
+// positions hold the row's best values, so only 16 keys reach the floor
+// and for k > 16 the prefix start must take over; "sample worst": they hold
+// the worst, so the floor sits lower and lets about twice as many through;
 // "sample ties": they hold one value that also fills 300 other positions,
 // the floor then sits on a key shared by more elements than k.
 // ---------------------------------------------------------------------------
