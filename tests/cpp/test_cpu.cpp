@@ -418,9 +418,7 @@ TEST(CpuTopK, SampledFloorFooled) {
           const Ranking rk = oracle_rank(m, nullptr, largest);
           for (const int64_t k : {int64_t{1}, int64_t{37}, int64_t{100}, int64_t{500}}) {
             const Expected e = oracle_from_ranking(m, rk, k, nullptr);
-            HostCall c;
-            c.k = k;
-            c.largest = largest;
+            HostCall c = host_call(k, {}, {}, largest, /*sorted=*/true);
             c.threads = 1;
             SCOPED_TRACE(std::string(dtype_name(d)) + " " + kinds[kind] +
                          " cols=" + std::to_string(cols) + " " + c.describe());
